@@ -44,4 +44,5 @@ export const AWS_LIMITS = {
  * Characters AWS refuses in resource names: white space, brackets, wildcards, special characters
  * and control characters (see the CreateActivity API reference).
  */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point.
 export const ACTIVITY_NAME_PATTERN = /^[^\s<>{}[\]?*"#%\\^|~`$&,;:/\u0000-\u001f\u007f-\u009f]{1,80}$/;
