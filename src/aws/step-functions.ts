@@ -1,0 +1,195 @@
+/**
+ * A thin, typed layer over `@aws-sdk/client-sfn`: the five calls a poller makes, with the choices
+ * that matter made once here.
+ *
+ * - Two SDK clients: one for long polls and one for reports. A GetActivityTask call holds its socket
+ *   for up to 60 s; reports and heartbeats must never queue behind those sockets.
+ * - The poll client's socket timeout is 70 s (AWS long-polls up to 60 s; a shorter timeout would
+ *   abandon polls that can still hand out a task, which is then lost until the state times out).
+ * - The SDK's standard retry (exponential backoff with full jitter for throttling, 5xx and network
+ *   errors) applies to every call. Reports get an outer retry on top, within a bounded window,
+ *   because a lost report leaves the execution waiting until its timeout.
+ * - Credentials and region come from the SDK's default chain; `AWS_ENDPOINT_URL_SFN` (or
+ *   `AWS_ENDPOINT_URL`) points the SDK at another endpoint such as our emulator.
+ */
+import http from "node:http";
+import https from "node:https";
+import {
+  CreateActivityCommand,
+  GetActivityTaskCommand,
+  SendTaskFailureCommand,
+  SendTaskHeartbeatCommand,
+  SendTaskSuccessCommand,
+  SFNClient,
+} from "@aws-sdk/client-sfn";
+import { NodeHttpHandler } from "@smithy/node-http-handler";
+import { AWS_LIMITS } from "../api/defaults.ts";
+import { describeError, getLogger, type Logger } from "../observability/logger.ts";
+import { Backoff, sleep } from "../util/backoff.ts";
+import { errorCode, isRetryable, isTaskGone, type TaskGoneCode } from "./errors.ts";
+
+/** Socket idle timeout of long polls: above AWS's 60 s long poll, as AWS recommends. */
+export const POLL_SOCKET_TIMEOUT_MS = 70_000;
+const REPORT_SOCKET_TIMEOUT_MS = 20_000;
+const CONNECT_TIMEOUT_MS = 5_000;
+
+export interface ActivityTask {
+  taskToken: string;
+  /** The task input: a JSON document as a string. */
+  input: string;
+}
+
+/** The result of a SendTask* call. */
+export type ReportResult = { kind: "accepted" } | { kind: "gone"; code: TaskGoneCode; message: string };
+
+export interface StepFunctionsOptions {
+  /** AWS region; the SDK's default resolution when absent. */
+  region?: string;
+  /** Worker name sent with GetActivityTask (truncated to AWS's 80 characters). */
+  workerName: string;
+  /** Concurrent long polls this gateway must carry (sizes the poll client's socket pool). */
+  maxConcurrentPolls: number;
+  /** SDK attempts per call (first try included). */
+  maxAttempts?: number;
+  /** How long a report keeps retrying transient failures before it is given up, in ms. */
+  reportRetryWindowMs?: number;
+  /** Called for every failed attempt, including those the SDK retries (for metrics). */
+  onAwsError?: (api: string, code: string) => void;
+  logger?: Logger;
+}
+
+export class StepFunctions {
+  readonly workerName: string;
+  readonly #pollClient: SFNClient;
+  readonly #reportClient: SFNClient;
+  readonly #reportRetryWindowMs: number;
+  readonly #log: Logger;
+
+  constructor(options: StepFunctionsOptions) {
+    this.workerName = options.workerName.slice(0, AWS_LIMITS.workerNameLength);
+    this.#reportRetryWindowMs = options.reportRetryWindowMs ?? 5 * 60_000;
+    this.#log = options.logger ?? getLogger("aws");
+    const maxAttempts = options.maxAttempts ?? 5;
+    this.#pollClient = newClient({
+      region: options.region,
+      maxAttempts,
+      sockets: options.maxConcurrentPolls + 1,
+      socketTimeoutMs: POLL_SOCKET_TIMEOUT_MS,
+      onAwsError: options.onAwsError,
+    });
+    this.#reportClient = newClient({
+      region: options.region,
+      maxAttempts,
+      // Each in-flight task reports and heartbeats; twice the polls leaves room for both at once.
+      sockets: 2 * options.maxConcurrentPolls + 2,
+      socketTimeoutMs: REPORT_SOCKET_TIMEOUT_MS,
+      onAwsError: options.onAwsError,
+    });
+  }
+
+  /** The ARN of the named activity; CreateActivity is idempotent by name and returns the existing one. */
+  async resolveActivityArn(activityName: string): Promise<string> {
+    const result = await this.#reportClient.send(new CreateActivityCommand({ name: activityName }));
+    if (!result.activityArn) throw new Error(`CreateActivity for "${activityName}" returned no activityArn`);
+    return result.activityArn;
+  }
+
+  /**
+   * One long poll. Resolves to undefined when AWS had no task within its long-poll window. Never
+   * aborted by us: a poll whose client gives up can still hand out a task.
+   */
+  async getActivityTask(activityArn: string): Promise<ActivityTask | undefined> {
+    const result = await this.#pollClient.send(
+      new GetActivityTaskCommand({ activityArn, workerName: this.workerName }),
+    );
+    if (!result.taskToken) return undefined;
+    return { taskToken: result.taskToken, input: result.input ?? "{}" };
+  }
+
+  /** SendTaskSuccess, retried within the report window. InvalidOutput and validation errors throw. */
+  sendTaskSuccess(taskToken: string, output: string): Promise<ReportResult> {
+    return this.#report("SendTaskSuccess", () =>
+      this.#reportClient.send(new SendTaskSuccessCommand({ taskToken, output })),
+    );
+  }
+
+  sendTaskFailure(taskToken: string, error: string, cause: string): Promise<ReportResult> {
+    return this.#report("SendTaskFailure", () =>
+      this.#reportClient.send(new SendTaskFailureCommand({ taskToken, error, cause })),
+    );
+  }
+
+  /** One heartbeat (the SDK's retries only): the next interval tries again anyway. */
+  async sendTaskHeartbeat(taskToken: string): Promise<ReportResult> {
+    try {
+      await this.#reportClient.send(new SendTaskHeartbeatCommand({ taskToken }));
+      return { kind: "accepted" };
+    } catch (error) {
+      if (isTaskGone(error)) return { kind: "gone", code: error.name, message: error.message };
+      throw error;
+    }
+  }
+
+  destroy(): void {
+    this.#pollClient.destroy();
+    this.#reportClient.destroy();
+  }
+
+  async #report(api: string, call: () => Promise<unknown>): Promise<ReportResult> {
+    const deadline = Date.now() + this.#reportRetryWindowMs;
+    const backoff = new Backoff({ baseMs: 500, capMs: 30_000 });
+    for (;;) {
+      try {
+        await call();
+        return { kind: "accepted" };
+      } catch (error) {
+        if (isTaskGone(error)) return { kind: "gone", code: error.name, message: error.message };
+        const delay = backoff.next();
+        if (!isRetryable(error) || Date.now() + delay > deadline) throw error;
+        this.#log.warn(`${api} failed, retrying`, {
+          error: describeError(error),
+          attempt: backoff.failures,
+          retryInMs: delay,
+        });
+        await sleep(delay);
+      }
+    }
+  }
+}
+
+function newClient(options: {
+  region: string | undefined;
+  maxAttempts: number;
+  sockets: number;
+  socketTimeoutMs: number;
+  onAwsError: ((api: string, code: string) => void) | undefined;
+}): SFNClient {
+  const agentOptions = { keepAlive: true, maxSockets: options.sockets };
+  const client = new SFNClient({
+    ...(options.region ? { region: options.region } : {}),
+    maxAttempts: options.maxAttempts,
+    requestHandler: new NodeHttpHandler({
+      httpAgent: new http.Agent(agentOptions),
+      httpsAgent: new https.Agent(agentOptions),
+      connectionTimeout: CONNECT_TIMEOUT_MS,
+      socketTimeout: options.socketTimeoutMs,
+    }),
+  });
+  const onAwsError = options.onAwsError;
+  if (onAwsError) {
+    // Inside the retry middleware (finalizeRequest step), so every attempt is counted, not only the
+    // last: throttling that the SDK absorbs is still visible in the metrics.
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        try {
+          return await next(args);
+        } catch (error) {
+          onAwsError(context.commandName?.replace(/Command$/, "") ?? "unknown", errorCode(error));
+          throw error;
+        }
+      },
+      { step: "deserialize", priority: "high", name: "sfnOperatorErrorMetrics" },
+    );
+  }
+  return client;
+}

@@ -1,0 +1,166 @@
+/**
+ * The poll loops of one source in one process. Each loop:
+ *
+ *   acquire a permit -> GetActivityTask (long poll) -> run the task -> release the permit
+ *
+ * The permit is taken BEFORE the poll, so polls plus running tasks never exceed the source's limit,
+ * even while more loops exist than permits (several pods, a rollout, a lowered limit).
+ *
+ * Stopping (SIGTERM) never aborts an outstanding poll: AWS may hand a task to a poll whose client
+ * already gave up, and that task would be lost until its timeout. Loops waiting for a permit stop at
+ * once; loops in a poll finish it, run the task it brings, report it, then stop.
+ */
+import type { PollerSettings } from "../api/types.ts";
+import type { StepFunctions } from "../aws/step-functions.ts";
+import { describeError, getLogger, type Logger } from "../observability/logger.ts";
+import type { PollerMetrics } from "../observability/metrics.ts";
+import type { Semaphore } from "../semaphore/semaphore.ts";
+import type { HttpTarget } from "../target/http-target.ts";
+import { Backoff, sleep } from "../util/backoff.ts";
+import { runTask } from "./task-runner.ts";
+
+/** A poll that comes back empty faster than this is an emulator or a fault, not a long poll. */
+const FAST_EMPTY_POLL_MS = 1000;
+
+export interface PollerDependencies {
+  stepFunctions: StepFunctions;
+  semaphore: Semaphore;
+  target: HttpTarget;
+  metrics: PollerMetrics;
+}
+
+export type PollerState = "starting" | "running" | "stopping" | "stopped";
+
+export class Poller {
+  readonly settings: PollerSettings;
+  readonly #deps: PollerDependencies;
+  readonly #log: Logger;
+  readonly #stop = new AbortController();
+  #state: PollerState = "starting";
+  #activityArn: string | undefined;
+  #problem: string | undefined;
+  #done: Promise<void> | undefined;
+
+  constructor(settings: PollerSettings, deps: PollerDependencies) {
+    this.settings = settings;
+    this.#deps = deps;
+    this.#log = getLogger("poller", { source: settings.sourceName });
+  }
+
+  /** Resolves the activity ARN (retrying until it works or the poller is stopped), then starts `loops` loops. */
+  start(loops: number): Promise<void> {
+    this.#done ??= this.#run(loops);
+    return this.#done;
+  }
+
+  /** Stops taking new tasks; `start()`'s promise resolves when every taken task is reported. */
+  stop(): void {
+    if (this.#state === "stopped" || this.#stop.signal.aborted) return;
+    this.#state = "stopping";
+    this.#stop.abort();
+  }
+
+  get state(): PollerState {
+    return this.#state;
+  }
+
+  get activityArn(): string | undefined {
+    return this.#activityArn;
+  }
+
+  /** Why the poller cannot work right now (e.g. the activity ARN cannot be resolved), if anything. */
+  get problem(): string | undefined {
+    return this.#problem;
+  }
+
+  async #run(loops: number): Promise<void> {
+    const arn = await this.#resolveArn();
+    if (arn !== undefined) {
+      this.#activityArn = arn;
+      if (this.#state === "starting") this.#state = "running";
+      this.#log.info("polling", {
+        activityArn: arn,
+        loops,
+        maxConcurrency: this.settings.maxConcurrency,
+        target: this.#deps.target.url,
+      });
+      await Promise.all(Array.from({ length: loops }, (_, index) => this.#loop(arn, index)));
+    }
+    this.#state = "stopped";
+    this.#log.info("stopped");
+  }
+
+  async #resolveArn(): Promise<string | undefined> {
+    if (this.settings.activityArn) return this.settings.activityArn;
+    const backoff = new Backoff({ baseMs: 1000, capMs: 60_000 });
+    while (!this.#stop.signal.aborted) {
+      try {
+        const arn = await this.#deps.stepFunctions.resolveActivityArn(this.settings.activityName);
+        this.#problem = undefined;
+        return arn;
+      } catch (error) {
+        const delay = backoff.next();
+        this.#problem = `cannot resolve activity "${this.settings.activityName}": ${describeError(error)}`;
+        this.#log.error("CreateActivity failed; retrying", { error: describeError(error), retryInMs: delay });
+        await sleep(delay, this.#stop.signal);
+      }
+    }
+    return undefined;
+  }
+
+  async #loop(activityArn: string, index: number): Promise<void> {
+    const { semaphore, stepFunctions, metrics } = this.#deps;
+    const source = this.settings.sourceName;
+    const log = this.#log.child({ loop: index });
+    const errorBackoff = new Backoff({ baseMs: 500, capMs: 30_000 });
+    const emptyBackoff = new Backoff({ baseMs: 100, capMs: 5_000 });
+    const ctx = {
+      settings: this.settings,
+      activityArn,
+      stepFunctions,
+      target: this.#deps.target,
+      metrics,
+      log,
+    };
+
+    while (!this.#stop.signal.aborted) {
+      const waitStarted = performance.now();
+      let permit: Awaited<ReturnType<Semaphore["acquire"]>>;
+      try {
+        permit = await semaphore.acquire(this.#stop.signal);
+      } catch (error) {
+        if (this.#stop.signal.aborted) break;
+        const delay = errorBackoff.next();
+        log.warn("could not acquire a permit; retrying", { error: describeError(error), retryInMs: delay });
+        await sleep(delay, this.#stop.signal);
+        continue;
+      }
+      metrics.permitWait.observe({ source }, (performance.now() - waitStarted) / 1000);
+
+      // Sleep (if any) happens after the permit is released, so a failing loop never sits on one.
+      let pause = 0;
+      try {
+        if (this.#stop.signal.aborted) break;
+        const pollStarted = performance.now();
+        const task = await stepFunctions.getActivityTask(activityArn);
+        metrics.polls.inc({ source });
+        errorBackoff.reset();
+        if (task) {
+          emptyBackoff.reset();
+          await runTask(task, ctx);
+        } else {
+          metrics.emptyPolls.inc({ source });
+          if (performance.now() - pollStarted < FAST_EMPTY_POLL_MS) pause = emptyBackoff.next();
+          else emptyBackoff.reset();
+        }
+      } catch (error) {
+        // Only the poll can throw here (runTask never does); no task was taken.
+        pause = errorBackoff.next();
+        log.warn("GetActivityTask failed; retrying", { error: describeError(error), retryInMs: pause });
+      } finally {
+        await permit.release();
+      }
+      if (pause > 0) await sleep(pause, this.#stop.signal);
+    }
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * Runs poll loops for one or more sources in this process until a signal stops them: the common
+ * runtime of `sfn-operator poller` (one source, in a pod) and `sfn-operator local` (several sources).
+ *
+ * Shutdown: the first SIGTERM/SIGINT stops new polls and waits for every task already taken to be
+ * reported (size the pod's terminationGracePeriodSeconds for the longest task plus a 60 s poll).
+ * A second signal exits at once.
+ */
+import type { PollerSettings } from "../api/types.ts";
+import { StepFunctions } from "../aws/step-functions.ts";
+import { describeError, getLogger } from "../observability/logger.ts";
+import { PollerMetrics } from "../observability/metrics.ts";
+import {
+  type ObservabilityServer,
+  type Readiness,
+  startObservabilityServer,
+} from "../observability/server.ts";
+import type { Semaphore } from "../semaphore/semaphore.ts";
+import { HttpTarget } from "../target/http-target.ts";
+import { Poller } from "./poller.ts";
+
+export interface SourceRuntime {
+  settings: PollerSettings;
+  /** Poll loops to run in this process for the source. */
+  loops: number;
+  semaphore: Semaphore;
+}
+
+export interface PollerRuntimeOptions {
+  sources: SourceRuntime[];
+  region?: string;
+  workerName: string;
+  /** Port of /metrics, /healthz and /readyz; no server when undefined. */
+  metricsPort?: number;
+  metricsHost?: string;
+}
+
+const log = getLogger("runtime");
+
+/** Runs until stopped by a signal; resolves to the process's exit code. */
+export async function runPollers(options: PollerRuntimeOptions): Promise<number> {
+  const metrics = new PollerMetrics();
+  const totalLoops = options.sources.reduce((sum, source) => sum + source.loops, 0);
+  const stepFunctions = new StepFunctions({
+    ...(options.region ? { region: options.region } : {}),
+    workerName: options.workerName,
+    maxConcurrentPolls: totalLoops,
+    onAwsError: (api, code) => metrics.awsErrors.inc({ api, code }),
+  });
+  const pollers = options.sources.map(
+    ({ settings, loops, semaphore }) =>
+      new Poller(settings, {
+        stepFunctions,
+        semaphore,
+        target: new HttpTarget(settings.targetUrl, loops),
+        metrics,
+      }),
+  );
+  let shuttingDown = false;
+  const readiness = (): Readiness => {
+    const reasons: string[] = [];
+    if (shuttingDown) reasons.push("shutting down");
+    options.sources.forEach((source, index) => {
+      const poller = pollers[index] as Poller;
+      if (poller.problem) reasons.push(`${source.settings.sourceName}: ${poller.problem}`);
+      else if (poller.state === "starting") reasons.push(`${source.settings.sourceName}: starting`);
+      const health = source.semaphore.health();
+      if (!health.ready)
+        reasons.push(`${source.settings.sourceName}: ${health.reason ?? "semaphore not ready"}`);
+    });
+    return { ready: reasons.length === 0, reasons };
+  };
+  const sampleSemaphores = (): void => {
+    for (const { settings, semaphore } of options.sources) {
+      metrics.permitsHeld.set({ source: settings.sourceName }, semaphore.held());
+      metrics.permitWaiters.set({ source: settings.sourceName }, semaphore.waiting());
+    }
+  };
+  metrics.onScrapeSampleSemaphores(sampleSemaphores);
+
+  let server: ObservabilityServer | undefined;
+  if (options.metricsPort !== undefined) {
+    server = await startObservabilityServer({
+      port: options.metricsPort,
+      ...(options.metricsHost ? { host: options.metricsHost } : {}),
+      registry: metrics.registry,
+      readiness,
+    });
+  }
+
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (shuttingDown) {
+      log.warn(`second ${signal}: exiting now; tasks in flight stay open at AWS until their timeout`);
+      process.exit(signal === "SIGINT" ? 130 : 143);
+    }
+    shuttingDown = true;
+    const inFlight = options.sources.reduce((sum, source) => sum + source.semaphore.held(), 0);
+    log.info(
+      `${signal}: no new polls; finishing outstanding polls and ${inFlight} held permit(s). Signal again to exit at once.`,
+    );
+    for (const poller of pollers) poller.stop();
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+
+  try {
+    await Promise.all(pollers.map((poller, index) => poller.start(options.sources[index]?.loops ?? 1)));
+    log.info("every taken task is reported; exiting");
+    return 0;
+  } catch (error) {
+    log.error("poller runtime failed", { error: describeError(error) });
+    return 1;
+  } finally {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+    await Promise.all(options.sources.map((source) => source.semaphore.close()));
+    await server?.close();
+    stepFunctions.destroy();
+  }
+}

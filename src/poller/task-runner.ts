@@ -1,0 +1,196 @@
+/**
+ * Runs one activity task from receipt to report: POST to the target while heartbeating, apply the
+ * outcome rules, report to AWS. It never throws: whatever goes wrong inside becomes a reported failure
+ * (or, when AWS no longer knows the task, a counted "gone"), so one bad task cannot take the process
+ * down or leave an execution waiting.
+ */
+import { createHash } from "node:crypto";
+import type { PollerSettings } from "../api/types.ts";
+import { errorCode } from "../aws/errors.ts";
+import type { ActivityTask, ReportResult, StepFunctions } from "../aws/step-functions.ts";
+import { describeError, type Logger, payloadLoggingEnabled } from "../observability/logger.ts";
+import type { PollerMetrics, TaskOutcomeLabel } from "../observability/metrics.ts";
+import type { HttpTarget } from "../target/http-target.ts";
+import { decideOutcome, ERROR_NAMES, type TaskOutcome, truncateChars } from "../target/outcome.ts";
+
+/** Headers every target request carries, so services can log, deduplicate and budget their work. */
+export const TASK_HEADERS = {
+  activityArn: "step-func-activity-arn",
+  taskId: "step-func-task-id",
+  deadline: "step-func-deadline",
+} as const;
+
+export interface TaskContext {
+  settings: PollerSettings;
+  activityArn: string;
+  stepFunctions: StepFunctions;
+  target: HttpTarget;
+  metrics: PollerMetrics;
+  log: Logger;
+}
+
+/**
+ * A stable id for a task that is not its token: the token is a credential for reporting, the id is
+ * safe to log and to hand to targets (the same task always gets the same id).
+ */
+export function taskIdOf(taskToken: string): string {
+  return createHash("sha256").update(taskToken).digest("hex").slice(0, 32);
+}
+
+export async function runTask(task: ActivityTask, ctx: TaskContext): Promise<TaskOutcomeLabel> {
+  const source = ctx.settings.sourceName;
+  const taskId = taskIdOf(task.taskToken);
+  const log = ctx.log.child({ taskId });
+  const startedAt = performance.now();
+  ctx.metrics.tasksInFlight.inc({ source });
+  const heartbeat = startHeartbeat(task.taskToken, ctx, log);
+  let label: TaskOutcomeLabel;
+  try {
+    if (payloadLoggingEnabled()) log.debug("task received", { input: task.input });
+    else log.debug("task received", { inputBytes: Buffer.byteLength(task.input) });
+    label = await processTask(task, taskId, heartbeat.gone, ctx, log);
+  } catch (error) {
+    // A bug or an unexpected throw anywhere above: fail the task at AWS rather than leave it hanging.
+    log.error("task crashed; reporting it as failed", { error: describeError(error) });
+    label = await reportSafely(
+      ctx,
+      log,
+      {
+        kind: "failure",
+        error: ERROR_NAMES.internalError,
+        cause: truncateChars(describeError(error), 32_768),
+      },
+      task.taskToken,
+    );
+  } finally {
+    heartbeat.stop();
+    ctx.metrics.tasksInFlight.dec({ source });
+  }
+  ctx.metrics.tasks.inc({ source, outcome: label });
+  ctx.metrics.taskDuration.observe({ source, outcome: label }, (performance.now() - startedAt) / 1000);
+  return label;
+}
+
+async function processTask(
+  task: ActivityTask,
+  taskId: string,
+  gone: AbortSignal,
+  ctx: TaskContext,
+  log: Logger,
+): Promise<TaskOutcomeLabel> {
+  const timeoutMs = ctx.settings.requestTimeoutMs;
+  const result = await ctx.target.post({
+    body: task.input,
+    timeoutMs,
+    signal: gone,
+    headers: {
+      [TASK_HEADERS.activityArn]: ctx.activityArn,
+      [TASK_HEADERS.taskId]: taskId,
+      [TASK_HEADERS.deadline]: new Date(Date.now() + timeoutMs).toISOString(),
+    },
+  });
+  if (gone.aborted) {
+    log.warn("task is gone at AWS (timed out or deleted); its HTTP call was abandoned", {
+      code: String(gone.reason),
+    });
+    return "gone";
+  }
+  const outcome = decideOutcome(result, { method: "POST", path: new URL(ctx.target.url).pathname });
+  if (outcome.kind === "failure") {
+    log.info("task failed", {
+      error: outcome.error,
+      ...(result.kind === "response" ? { status: result.status } : {}),
+    });
+  }
+  return reportSafely(ctx, log, outcome, task.taskToken);
+}
+
+/** Reports an outcome; maps every answer (and every exception) to the label we count. */
+async function reportSafely(
+  ctx: TaskContext,
+  log: Logger,
+  outcome: TaskOutcome,
+  taskToken: string,
+): Promise<TaskOutcomeLabel> {
+  try {
+    return labelOf(await report(ctx, log, outcome, taskToken), outcome, log);
+  } catch (error) {
+    log.error("could not report the task's outcome; it stays open at AWS until its timeout", {
+      outcome: outcome.kind,
+      error: describeError(error),
+    });
+    return "unreported";
+  }
+}
+
+async function report(
+  ctx: TaskContext,
+  log: Logger,
+  outcome: TaskOutcome,
+  taskToken: string,
+): Promise<ReportResult> {
+  if (outcome.kind === "failure")
+    return ctx.stepFunctions.sendTaskFailure(taskToken, outcome.error, outcome.cause);
+  if (payloadLoggingEnabled()) log.debug("reporting success", { output: outcome.output });
+  try {
+    return await ctx.stepFunctions.sendTaskSuccess(taskToken, outcome.output);
+  } catch (error) {
+    const code = errorCode(error);
+    // AWS refused the output itself (not JSON by its rules, or too large): the task must still end.
+    if (code !== "InvalidOutput" && code !== "ValidationException") throw error;
+    log.warn("Step Functions refused the output; reporting the task as failed", { code });
+    return ctx.stepFunctions.sendTaskFailure(
+      taskToken,
+      ERROR_NAMES.invalidOutput,
+      `Step Functions refused the target's output (${code}): ${describeError(error)}`,
+    );
+  }
+}
+
+function labelOf(result: ReportResult, outcome: TaskOutcome, log: Logger): TaskOutcomeLabel {
+  if (result.kind === "gone") {
+    log.warn("task was gone at AWS when its outcome was reported", { code: result.code });
+    return "gone";
+  }
+  log.debug("task reported", { outcome: outcome.kind });
+  return outcome.kind === "success" ? "succeeded" : "failed";
+}
+
+/**
+ * Sends SendTaskHeartbeat every `heartbeatInterval` until stopped. When AWS says the task is gone
+ * (TaskTimedOut, TaskDoesNotExist), `gone` aborts so the HTTP call is abandoned and the permit freed.
+ * Heartbeats are chained, not on an interval, so a slow one never overlaps the next.
+ */
+function startHeartbeat(
+  taskToken: string,
+  ctx: TaskContext,
+  log: Logger,
+): { gone: AbortSignal; stop: () => void } {
+  const gone = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const beat = async (): Promise<void> => {
+    try {
+      const result = await ctx.stepFunctions.sendTaskHeartbeat(taskToken);
+      if (result.kind === "gone") {
+        gone.abort(result.code);
+        return;
+      }
+      ctx.metrics.heartbeats.inc({ source: ctx.settings.sourceName });
+    } catch (error) {
+      log.warn("heartbeat failed; trying again at the next interval", { error: describeError(error) });
+    }
+    schedule();
+  };
+  const schedule = (): void => {
+    if (!stopped) timer = setTimeout(() => void beat(), ctx.settings.heartbeatIntervalMs);
+  };
+  schedule();
+  return {
+    gone: gone.signal,
+    stop: () => {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
