@@ -15,6 +15,7 @@ export async function runPollerCommand(options: PollerCommandOptions): Promise<n
   const log = getLogger("poller");
   const config = pollerConfigFromEnv(process.env);
   const { settings } = config;
+  for (const warning of config.warnings) log.warn(warning);
   if (config.redisUrl) {
     log.error("this build has no Redis semaphore yet: unset SFN_REDIS_URL to run with a per-process limit");
     return 2;

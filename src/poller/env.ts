@@ -1,0 +1,281 @@
+/**
+ * Configuration of `sfn-operator poller` from environment variables: one poller for one source. The
+ * operator sets these variables on the poller Deployment; a person can set them to run a poller by hand.
+ *
+ * Values go through the same field schemas as the local-mode file (src/api/fields.ts), so limits,
+ * defaults and messages are the same in both. An empty variable counts as unset: Kubernetes and shells
+ * both make empty values easily, and "set to nothing" never means anything else here.
+ */
+import { hostname } from "node:os";
+import { z } from "zod";
+import {
+  AWS_LIMITS,
+  DEFAULT_CONCURRENCY_PER_POLLER,
+  DEFAULT_HEARTBEAT_INTERVAL,
+  DEFAULT_MAX_CONCURRENCY,
+  DEFAULT_REQUEST_TIMEOUT,
+} from "../api/defaults.ts";
+import {
+  activityNameSchema,
+  ConfigError,
+  concurrencyIssues,
+  containerErrors,
+  describeValue,
+  type FieldIssue,
+  httpBaseUrlSchema,
+  redisUrlSchema,
+  requestPathSchema,
+  resolveSourceLimits,
+  sourceFieldSchemas,
+  suggestKey,
+} from "../api/fields.ts";
+import { joinTargetUrl, type PollerSettings } from "../api/types.ts";
+
+export { ConfigError };
+
+/** The poller's configuration, resolved. */
+export interface PollerEnvConfig {
+  settings: PollerSettings;
+  /** Redis for the distributed semaphore, when given. */
+  redisUrl?: string;
+  /** Sent to AWS as GetActivityTask's workerName (at most 80 characters). */
+  workerName: string;
+  /**
+   * Problems that do not stop the poller: variables with our prefix that we do not know, most likely
+   * misspellings whose intended setting is silently at its default. The caller logs them.
+   */
+  warnings: string[];
+}
+
+/** One environment variable the poller reads, for the README table and for messages. */
+export interface PollerEnvVar {
+  name: string;
+  /** True when the poller refuses to start without it. */
+  required: boolean;
+  description: string;
+  /** What applies when the variable is unset, in words. */
+  default?: string;
+}
+
+/** The variable names, by the field they set; POLLER_ENV_VARS documents each. */
+const VAR = {
+  activityName: "SFN_ACTIVITY_NAME",
+  activityArn: "SFN_ACTIVITY_ARN",
+  sourceName: "SFN_SOURCE_NAME",
+  targetUrl: "SFN_TARGET_URL",
+  targetPath: "SFN_TARGET_PATH",
+  maxConcurrency: "SFN_MAX_CONCURRENCY",
+  concurrencyPerPoller: "SFN_CONCURRENCY_PER_POLLER",
+  requestTimeout: "SFN_REQUEST_TIMEOUT",
+  heartbeatInterval: "SFN_HEARTBEAT_INTERVAL",
+  redisUrl: "SFN_REDIS_URL",
+  workerName: "SFN_WORKER_NAME",
+} as const;
+
+type Field = keyof typeof VAR;
+
+/** Fields in the order their problems are listed. */
+const FIELDS = Object.keys(VAR) as Field[];
+
+/** Every variable the poller reads: the single source of truth for their documentation. */
+export const POLLER_ENV_VARS: readonly PollerEnvVar[] = [
+  {
+    name: VAR.activityName,
+    required: false,
+    description: `Step Functions activity name; required unless ${VAR.activityArn} is set.`,
+    default: `the name in ${VAR.activityArn}`,
+  },
+  {
+    name: VAR.activityArn,
+    required: false,
+    description:
+      "Activity ARN (`arn:<partition>:states:<region>:<account>:activity:<name>`); when set the poller " +
+      "does not call CreateActivity.",
+    default: "resolved from the name with CreateActivity",
+  },
+  {
+    name: VAR.sourceName,
+    required: false,
+    description: "Name used in logs and metric labels (`namespace/name` when the operator runs the poller).",
+    default: "the activity name",
+  },
+  {
+    name: VAR.targetUrl,
+    required: true,
+    description: "Base URL (http:// or https://) of the service that receives the tasks.",
+  },
+  {
+    name: VAR.targetPath,
+    required: true,
+    description: "Request path (starting with `/`) the task input is POSTed to, appended to the base URL.",
+  },
+  {
+    name: VAR.maxConcurrency,
+    required: false,
+    description: "Tasks in flight at once across all pollers of the source (1-1000).",
+    default: String(DEFAULT_MAX_CONCURRENCY),
+  },
+  {
+    name: VAR.concurrencyPerPoller,
+    required: false,
+    description: `Concurrent task loops in this poller (1-1000, at most ${VAR.maxConcurrency}).`,
+    default: String(DEFAULT_CONCURRENCY_PER_POLLER),
+  },
+  {
+    name: VAR.requestTimeout,
+    required: false,
+    description: 'How long one task\'s HTTP call may take (duration such as "30s", "5m"; 100ms-24h).',
+    default: DEFAULT_REQUEST_TIMEOUT,
+  },
+  {
+    name: VAR.heartbeatInterval,
+    required: false,
+    description: "How often SendTaskHeartbeat is sent while a task is in flight (duration; 1s-1h).",
+    default: DEFAULT_HEARTBEAT_INTERVAL,
+  },
+  {
+    name: VAR.redisUrl,
+    required: false,
+    description: "redis:// or rediss:// URL of the Redis that holds the source's distributed semaphore.",
+    default: "none: the limit then holds within this process only",
+  },
+  {
+    name: VAR.workerName,
+    required: false,
+    description: "workerName sent to AWS with GetActivityTask (truncated to 80 characters).",
+    default: "`POD_NAME`, else the host name",
+  },
+];
+
+/** `arn:<partition>:states:<region>:<account>:activity:<name>`; the name is checked on its own. */
+const ACTIVITY_ARN = /^arn:[a-z][a-z0-9-]*:states:[a-z0-9]+(?:-[a-z0-9]+)*:[0-9]{12}:activity:(?<name>.*)$/;
+
+const activityArnSchema = z.string().regex(ACTIVITY_ARN, {
+  error: (issue) =>
+    `must be an activity ARN such as "arn:aws:states:us-east-1:123456789012:activity:sum", ` +
+    `got ${describeValue(issue.input)}`,
+});
+
+/** Every field as read from the environment; defaults are the shared ones. */
+const envSchema = z.object({
+  activityName: activityNameSchema.optional(),
+  activityArn: activityArnSchema.optional(),
+  sourceName: z.string().optional(),
+  targetUrl: httpBaseUrlSchema,
+  targetPath: requestPathSchema,
+  maxConcurrency: sourceFieldSchemas.maxConcurrency,
+  concurrencyPerPoller: sourceFieldSchemas.concurrencyPerPoller,
+  requestTimeout: sourceFieldSchemas.requestTimeout,
+  heartbeatInterval: sourceFieldSchemas.heartbeatInterval,
+  redisUrl: redisUrlSchema.optional(),
+  workerName: z.string().optional(),
+});
+
+/** The two concurrency fields alone, to check the rule between them whatever the other variables hold. */
+const concurrencySchema = z.object({
+  maxConcurrency: sourceFieldSchemas.maxConcurrency,
+  concurrencyPerPoller: sourceFieldSchemas.concurrencyPerPoller,
+});
+
+/** Numeric variables become numbers when they look like one, so the schema says "at most 1000, got 5000". */
+function numberOrText(text: string | undefined): number | string | undefined {
+  return text !== undefined && /^[+-]?[0-9]+(\.[0-9]+)?$/.test(text) ? Number(text) : text;
+}
+
+/** Truncate to `limit` characters (code points, so a surrogate pair is never cut in half). */
+function truncate(text: string, limit: number): string {
+  const chars = Array.from(text);
+  return chars.length > limit ? chars.slice(0, limit).join("") : text;
+}
+
+/**
+ * Read the poller's configuration from `env` (normally process.env). Throws ConfigError listing every
+ * bad or missing variable by name, e.g. `SFN_MAX_CONCURRENCY: must be at most 1000, got 5000`.
+ */
+export function pollerConfigFromEnv(env: NodeJS.ProcessEnv): PollerEnvConfig {
+  const read = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value === "" ? undefined : value;
+  };
+  const raw = {
+    activityName: read(VAR.activityName),
+    activityArn: read(VAR.activityArn),
+    sourceName: read(VAR.sourceName),
+    targetUrl: read(VAR.targetUrl),
+    targetPath: read(VAR.targetPath),
+    maxConcurrency: numberOrText(read(VAR.maxConcurrency)),
+    concurrencyPerPoller: numberOrText(read(VAR.concurrencyPerPoller)),
+    requestTimeout: read(VAR.requestTimeout),
+    heartbeatInterval: read(VAR.heartbeatInterval),
+    redisUrl: read(VAR.redisUrl),
+    workerName: read(VAR.workerName),
+  };
+  const parsed = envSchema.safeParse(raw, { error: containerErrors });
+  const issues: FieldIssue[] = parsed.success
+    ? []
+    : parsed.error.issues.map(({ path, message }) => ({ path, message }));
+
+  // The activity: from SFN_ACTIVITY_NAME, else from the ARN's last segment; both must agree when both given.
+  const arnName =
+    raw.activityArn !== undefined ? ACTIVITY_ARN.exec(raw.activityArn)?.groups?.name : undefined;
+  if (arnName !== undefined && raw.activityName === undefined) {
+    const checked = activityNameSchema.safeParse(arnName);
+    if (!checked.success) {
+      issues.push({ path: ["activityArn"], message: `activity name ${checked.error.issues[0]?.message}` });
+    }
+  }
+  if (raw.activityName === undefined && raw.activityArn === undefined) {
+    issues.push({ path: ["activityName"], message: `is required unless ${VAR.activityArn} is set` });
+  }
+  if (raw.activityName !== undefined && arnName !== undefined && raw.activityName !== arnName) {
+    issues.push({
+      path: ["activityName"],
+      message: `must match the name in ${VAR.activityArn} (${JSON.stringify(arnName)}), got ${describeValue(raw.activityName)}`,
+    });
+  }
+  // The rule between the concurrency variables, checked even when other variables are bad.
+  const concurrency = concurrencySchema.safeParse(raw);
+  if (concurrency.success) issues.push(...concurrencyIssues(concurrency.data, nameOf));
+
+  const activityName = raw.activityName ?? arnName;
+  const limits = parsed.success ? resolveSourceLimits(parsed.data, nameOf) : undefined;
+  if (limits !== undefined && !limits.ok) issues.push(...limits.issues);
+  if (issues.length > 0 || !parsed.success || !limits?.ok || activityName === undefined) {
+    const order = (issue: FieldIssue): number => FIELDS.indexOf(issue.path[0] as Field);
+    const lines = issues
+      .toSorted((a, b) => order(a) - order(b))
+      .map((issue) => `${nameOf(issue.path[0])}: ${issue.message}`);
+    // The concurrency rule is checked twice (alone, and by resolveSourceLimits): say it once.
+    throw new ConfigError([...new Set(lines)]);
+  }
+  const data = parsed.data;
+  return {
+    settings: {
+      sourceName: data.sourceName ?? activityName,
+      activityName,
+      ...(data.activityArn !== undefined && { activityArn: data.activityArn }),
+      targetUrl: joinTargetUrl(data.targetUrl, data.targetPath),
+      ...limits.value,
+    },
+    ...(data.redisUrl !== undefined && { redisUrl: data.redisUrl }),
+    workerName: truncate(data.workerName ?? read("POD_NAME") ?? hostname(), AWS_LIMITS.workerNameLength),
+    warnings: unknownVariables(env),
+  };
+}
+
+/** The variable that sets `field` (a field of envSchema), for messages. */
+function nameOf(field: PropertyKey | undefined): string {
+  return typeof field === "string" && Object.hasOwn(VAR, field) ? VAR[field as Field] : String(field);
+}
+
+/** Variables with our prefix that the poller does not read, with the nearest known name when close. */
+function unknownVariables(env: NodeJS.ProcessEnv): string[] {
+  const known = POLLER_ENV_VARS.map((variable) => variable.name);
+  return Object.keys(env)
+    .filter((name) => name.startsWith("SFN_") && !known.includes(name))
+    .sort()
+    .map((name) => {
+      const suggestion = suggestKey(name, known);
+      return `${name}: unknown variable, ignored${suggestion !== undefined ? ` (did you mean ${suggestion}?)` : ""}`;
+    });
+}
