@@ -1,0 +1,213 @@
+/**
+ * Local mode end to end: the real CLI as a child process, the emulator over the AWS JSON protocol
+ * (so the real AWS SDK is exercised), and a real HTTP target.
+ */
+import { expect } from "chai";
+import {
+  EmulatorClient,
+  type RunningEmulator,
+  startEmulator,
+  type TaskRecord,
+} from "../../src/emulator/index.ts";
+import { awsEnvFor, CliProcess, writeTempFile } from "../support/cli.ts";
+import { type TargetInstruction, TestTarget } from "../support/target-server.ts";
+
+interface SourceOptions {
+  activityName: string;
+  target?: string;
+  path?: string;
+  maxConcurrency?: number;
+  concurrencyPerPoller?: number;
+  requestTimeout?: string;
+  heartbeatInterval?: string;
+}
+
+describe("local mode (CLI child process + emulator + HTTP target)", function () {
+  this.timeout(60_000);
+  let emulator: RunningEmulator;
+  let client: EmulatorClient;
+  let target: TestTarget;
+  let cli: CliProcess | undefined;
+
+  beforeEach(async () => {
+    emulator = await startEmulator({ port: 0, longPollSeconds: 1 });
+    client = new EmulatorClient(emulator.url);
+    target = await new TestTarget().start();
+  });
+
+  afterEach(async function () {
+    if (cli) {
+      const result = await cli.stop();
+      if (this.currentTest?.state === "failed") console.log(`--- local mode output ---\n${cli.tail(60)}`);
+      cli = undefined;
+      void result;
+    }
+    await target.close();
+    await emulator.close();
+  });
+
+  async function startLocal(sources: SourceOptions[], extraArgs: string[] = []): Promise<CliProcess> {
+    const yaml = `sources:\n${sources
+      .map((s) =>
+        [
+          `  - activityName: ${s.activityName}`,
+          `    target: ${s.target ?? target.url}`,
+          `    path: ${s.path ?? "/work"}`,
+          s.maxConcurrency ? `    maxConcurrency: ${s.maxConcurrency}` : "",
+          s.concurrencyPerPoller ? `    concurrencyPerPoller: ${s.concurrencyPerPoller}` : "",
+          s.requestTimeout ? `    requestTimeout: ${s.requestTimeout}` : "",
+          s.heartbeatInterval ? `    heartbeatInterval: ${s.heartbeatInterval}` : "",
+        ]
+          .filter(Boolean)
+          .join("\n"),
+      )
+      .join("\n")}\n`;
+    const file = await writeTempFile("sources.yaml", yaml);
+    cli = new CliProcess(["local", "-f", file, ...extraArgs], awsEnvFor(emulator.url));
+    await cli.waitForLog((r) => r.message === "polling");
+    return cli;
+  }
+
+  async function enqueue(
+    activityName: string,
+    input: TargetInstruction,
+    extra: { heartbeatSeconds?: number; count?: number } = {},
+  ) {
+    const result = await client.enqueue({ activityName, input, ...extra });
+    return result.tasks.map((t) => t.taskId);
+  }
+
+  async function closedTask(taskId: string, timeoutMs = 20_000): Promise<TaskRecord> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const task = await client.getTask(taskId);
+      if (task.closedAt) return task;
+      if (Date.now() > deadline) throw new Error(`task ${taskId} still ${task.status} after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  it("reports a 200 JSON answer as success, byte for byte, with the task headers sent to the target", async () => {
+    await startLocal([{ activityName: "ok" }]);
+    const [id] = await enqueue("ok", { reply: "echo", value: "grüße" });
+    const task = await closedTask(id as string);
+    expect(task.status).to.equal("SUCCEEDED");
+    expect(JSON.parse(task.output as string)).to.deep.equal({ reply: "echo", value: "grüße" });
+    const request = target.requests[0];
+    expect(request?.path).to.equal("/work");
+    expect(request?.headers["content-type"]).to.equal("application/json");
+    expect(request?.headers["step-func-activity-arn"]).to.equal(task.activityArn);
+    expect(request?.headers["step-func-task-id"]).to.match(/^[0-9a-f]{32}$/);
+    expect(Date.parse(String(request?.headers["step-func-deadline"]))).to.be.greaterThan(Date.now());
+    expect(JSON.stringify(request?.headers)).not.to.match(/token/i);
+  });
+
+  it("reports every failure row of the outcome rules with the right error and cause", async () => {
+    await startLocal([
+      { activityName: "rules", requestTimeout: "1s" },
+      { activityName: "refused", target: "http://127.0.0.1:1" },
+    ]);
+    const cases: Array<[TargetInstruction, string, RegExp]> = [
+      [{ reply: "text", body: "not json" }, "Target.InvalidOutput", /not JSON/],
+      [{ reply: "huge" }, "Target.OutputTooLarge", /262144 bytes/],
+      [
+        {
+          reply: "status",
+          status: 500,
+          headers: { "step-func-error": "Custom.Error", "step-func-cause": "ünïcödé cause" },
+        },
+        "Custom.Error",
+        /^ünïcödé cause$/,
+      ],
+      [
+        { reply: "status", status: 503, body: "down for maintenance" },
+        "HTTP.503",
+        /answered HTTP 503 Service Unavailable: down for maintenance/,
+      ],
+      [
+        { reply: "status", status: 500, headers: { "step-func-error": "E".repeat(300) } },
+        "E".repeat(256),
+        /answered HTTP 500/,
+      ],
+      [{ delayMs: 3000 }, "Target.Timeout", /did not answer within 1s/],
+      [{ reply: "reset" }, "Target.ConnectionReset", /ECONNRESET|socket hang up/],
+    ];
+    const ids = [];
+    for (const [instruction] of cases) ids.push((await enqueue("rules", instruction))[0] as string);
+    const [refusedId] = await enqueue("refused", {});
+    for (const [index, [, error, cause]] of cases.entries()) {
+      const task = await closedTask(ids[index] as string);
+      expect(task.status, JSON.stringify(cases[index]?.[0])).to.equal("FAILED");
+      expect(task.error).to.equal(error);
+      expect(task.cause).to.match(cause);
+    }
+    const refused = await closedTask(refusedId as string);
+    expect(refused).to.include({ status: "FAILED", error: "Target.ConnectionRefused" });
+    expect(refused.cause).to.contain("ECONNREFUSED");
+  });
+
+  it("heartbeats keep a task alive past its heartbeat timeout", async () => {
+    await startLocal([{ activityName: "long", heartbeatInterval: "1s" }]);
+    const [id] = await enqueue("long", { delayMs: 5000 }, { heartbeatSeconds: 2 });
+    const task = await closedTask(id as string);
+    expect(task.status).to.equal("SUCCEEDED");
+    expect(task.heartbeats).to.be.at.least(3);
+  });
+
+  it("a task that times out at AWS is abandoned and its permit freed for the next task", async () => {
+    await startLocal([{ activityName: "abandon", heartbeatInterval: "3s", maxConcurrency: 1 }]);
+    // The target would take 30 s; AWS times the task out after 1 s without heartbeat; the next
+    // heartbeat (at 3 s) learns it and the loop moves on.
+    const [slowId] = await enqueue("abandon", { delayMs: 30_000 }, { heartbeatSeconds: 1 });
+    const [nextId] = await enqueue("abandon", { reply: "json" });
+    const next = await closedTask(nextId as string, 15_000);
+    expect(next.status).to.equal("SUCCEEDED");
+    const slow = await client.getTask(slowId as string);
+    expect(slow).to.include({ status: "TIMED_OUT", error: "States.Timeout" });
+    await cli?.waitForLog((r) => String(r.message).includes("task is gone at AWS"));
+  });
+
+  it("never exceeds maxConcurrency at the target, and reaches it under load", async () => {
+    await startLocal([{ activityName: "load", maxConcurrency: 8, concurrencyPerPoller: 3 }]);
+    const ids = await enqueue("load", { delayMs: 60 }, { count: 200 });
+    for (const id of ids) expect((await closedTask(id)).status).to.equal("SUCCEEDED");
+    expect(target.requests).to.have.length(200);
+    expect(target.peak).to.equal(8);
+  });
+
+  it("SIGTERM during a burst: stops taking tasks, reports every task taken, exits 0", async () => {
+    const local = await startLocal([{ activityName: "burst", maxConcurrency: 10, concurrencyPerPoller: 5 }]);
+    await enqueue("burst", { delayMs: 200 }, { count: 300 });
+    while (target.requests.length < 40) await new Promise((r) => setTimeout(r, 20));
+    const { code } = await local.stop();
+    expect(code).to.equal(0);
+    const tasks = await client.listTasks();
+    const started = tasks.filter((t) => t.status === "STARTED");
+    expect(started, "tasks taken but never reported").to.deep.equal([]);
+    const succeeded = tasks.filter((t) => t.status === "SUCCEEDED").length;
+    const untouched = tasks.filter((t) => t.status === "SCHEDULED").length;
+    expect(succeeded).to.be.at.least(40);
+    expect(untouched, "the process should stop before draining the queue").to.be.greaterThan(0);
+    expect(succeeded + untouched).to.equal(300);
+    expect(target.requests.length).to.equal(succeeded);
+    expect((await client.stats()).tasksLostToDisconnectedPollers).to.equal(0);
+  });
+
+  it("throttling from Step Functions slows the poller down without failing tasks", async () => {
+    await startLocal(
+      [{ activityName: "throttled", maxConcurrency: 4, concurrencyPerPoller: 2 }],
+      ["--metrics-port", "0"],
+    );
+    await client.setFaults([{ throttleRate: 0.3 }]);
+    const ids = await enqueue("throttled", { reply: "json" }, { count: 60 });
+    for (const id of ids) expect((await closedTask(id, 40_000)).status).to.equal("SUCCEEDED");
+    const stats = await client.stats();
+    expect(stats.faults.throttle).to.be.greaterThan(5);
+    const metricsLine = cli?.logs().find((r) => r.message === "serving /metrics, /healthz and /readyz");
+    const metrics = await (await fetch(`http://127.0.0.1:${String(metricsLine?.port)}/metrics`)).text();
+    expect(metrics).to.match(
+      /sfn_operator_aws_errors_total\{api="[A-Za-z]+",code="ThrottlingException"\} [1-9]/,
+    );
+    expect(metrics).to.match(/sfn_operator_tasks_total\{source="throttled",outcome="succeeded"\} 60/);
+  });
+});

@@ -1,0 +1,130 @@
+/**
+ * A real HTTP target for integration tests, steered by the task input it receives:
+ *
+ *   {"reply": "json" | "text" | "huge" | "status" | "reset" | "echo", "delayMs": 0, "status": 500,
+ *    "headers": {"step-func-error": "..."}, "body": "..."}
+ *
+ * It measures what only the target can see: concurrency (current and peak), every request's headers,
+ * and how many requests it got.
+ */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+
+export interface TargetInstruction {
+  reply?: "json" | "text" | "huge" | "status" | "reset" | "echo";
+  delayMs?: number;
+  status?: number;
+  headers?: Record<string, string>;
+  body?: string;
+  /** Any other field is carried through (e.g. an id the test uses). */
+  [key: string]: unknown;
+}
+
+export interface ReceivedRequest {
+  path: string;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+export class TestTarget {
+  readonly requests: ReceivedRequest[] = [];
+  inFlight = 0;
+  peak = 0;
+  readonly #server: http.Server;
+  #port = 0;
+
+  constructor() {
+    this.#server = http.createServer((req, res) => void this.#handle(req, res));
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.#port}`;
+  }
+
+  async start(): Promise<this> {
+    await new Promise<void>((resolve) => this.#server.listen(0, "127.0.0.1", resolve));
+    this.#port = (this.#server.address() as AddressInfo).port;
+    return this;
+  }
+
+  resetCounters(): void {
+    this.requests.length = 0;
+    this.peak = this.inFlight;
+  }
+
+  async close(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    this.inFlight += 1;
+    this.peak = Math.max(this.peak, this.inFlight);
+    let closed = false;
+    res.on("close", () => {
+      closed = true;
+    });
+    try {
+      const chunks: Buffer[] = [];
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+      const body = Buffer.concat(chunks).toString("utf8");
+      this.requests.push({ path: req.url ?? "/", headers: req.headers, body });
+      let instruction: TargetInstruction = {};
+      try {
+        instruction = JSON.parse(body) as TargetInstruction;
+      } catch {
+        // not an instruction: answer with the default
+      }
+      if (instruction.delayMs) await waitOrClose(instruction.delayMs, res);
+      if (closed) return;
+      this.#reply(instruction, body, res);
+    } finally {
+      this.inFlight -= 1;
+    }
+  }
+
+  #reply(instruction: TargetInstruction, body: string, res: http.ServerResponse): void {
+    const headers = instruction.headers ?? {};
+    switch (instruction.reply ?? "json") {
+      case "json":
+        res
+          .writeHead(200, { "content-type": "application/json", ...headers })
+          .end(JSON.stringify({ ok: true, got: instruction }));
+        return;
+      case "echo":
+        res.writeHead(200, { "content-type": "application/json", ...headers }).end(body);
+        return;
+      case "text":
+        res
+          .writeHead(200, { "content-type": "text/plain", ...headers })
+          .end(instruction.body ?? "plain text");
+        return;
+      case "huge":
+        res.writeHead(200, { "content-type": "application/json" }).end(`"${"x".repeat(300_000)}"`);
+        return;
+      case "status":
+        // Header values are written as raw bytes: UTF-8 values survive the trip.
+        res.writeHead(instruction.status ?? 500, encodeHeaders(headers)).end(instruction.body ?? "");
+        return;
+      case "reset":
+        res.socket?.destroy();
+        return;
+    }
+  }
+}
+
+function encodeHeaders(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(headers).map(([name, value]) => [name, Buffer.from(value, "utf8").toString("latin1")]),
+  );
+}
+
+function waitOrClose(ms: number, res: http.ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    res.once("close", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
