@@ -98,7 +98,7 @@ async function main(): Promise<number> {
     if (local.exitCode !== null)
       throw new Error(`local mode exited early (${local.exitCode}); see ${logFile}`);
     if (performance.now() - started > 120_000) throw new Error(`not done after 120 s; see ${logFile}`);
-    await new Promise((r) => setTimeout(r, 1000));
+    await new Promise((r) => setTimeout(r, 500));
   }
   const elapsedMs = performance.now() - started;
 

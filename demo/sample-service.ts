@@ -60,8 +60,9 @@ export class SampleService {
       const input = JSON.parse(Buffer.concat(chunks).toString("utf8")) as Record<string, unknown>;
       // Simulated work: 10-40 ms, or as long as the input asks.
       const workMs = typeof input.slowMs === "number" ? input.slowMs : 10 + Math.random() * 30;
-      await new Promise((resolve) => setTimeout(resolve, workMs));
-      if (res.destroyed) return;
+      // Stop working when the caller hangs up (the poller gave up at its requestTimeout).
+      const hungUp = await workFor(workMs, res);
+      if (hungUp) return;
       if (path === "/step/sum") sum(input, res);
       else if (path === "/step/split") split(input, res);
       else res.writeHead(404).end(`no route ${path}`);
@@ -71,6 +72,21 @@ export class SampleService {
       stats.inFlight -= 1;
     }
   }
+}
+
+/** Waits `ms`; resolves true early if the client closed the connection first. */
+function workFor(ms: number, res: http.ServerResponse): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      res.off("close", onClose);
+      resolve(false);
+    }, ms);
+    const onClose = (): void => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    res.once("close", onClose);
+  });
 }
 
 function sum(input: Record<string, unknown>, res: http.ServerResponse): void {

@@ -15,6 +15,7 @@ import {
   type LogLevel,
 } from "./observability/logger.ts";
 import { runPollerCommand } from "./poller/run-poller.ts";
+import { VERSION } from "./version.ts";
 
 /** Exit code for invalid configuration (a bad sources file or environment), as documented. */
 const EXIT_CONFIG = 2;
@@ -60,6 +61,7 @@ async function execute(run: () => Promise<number | undefined>): Promise<void> {
 const program = new Command()
   .name("sfn-operator")
   .description("Serve AWS Step Functions activity tasks from HTTP services.")
+  .version(VERSION)
   .addOption(
     new Option("--log-level <level>", "log level").choices(LOG_LEVELS).default("info").env("SFN_LOG_LEVEL"),
   )
@@ -87,7 +89,7 @@ program
   .option("--metrics-port <port>", "serve /metrics, /healthz and /readyz on 127.0.0.1:<port>", port)
   .addHelpText(
     "after",
-    "\nAWS credentials and region come from the SDK's default chain; AWS_ENDPOINT_URL_SFN points it at another\nendpoint, e.g. the emulator: AWS_ENDPOINT_URL_SFN=http://127.0.0.1:8083",
+    "\nAWS credentials and region come from the SDK's default chain; AWS_ENDPOINT_URL_SFN points it at another\nendpoint, e.g. the emulator: AWS_ENDPOINT_URL_SFN=http://127.0.0.1:8083\n",
   )
   .action((options: { file: string; metricsPort?: number }) =>
     execute(() =>

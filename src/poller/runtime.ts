@@ -102,6 +102,12 @@ export async function runPollers(options: PollerRuntimeOptions): Promise<number>
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  // Last line of defence: every task path catches its own errors, so a rejection reaching here is
+  // a bug; logging it keeps the other loops (and their tasks) alive instead of crashing the process.
+  const onUnhandled = (reason: unknown): void => {
+    log.error("unhandled promise rejection (a bug; please report it)", { error: describeError(reason) });
+  };
+  process.on("unhandledRejection", onUnhandled);
 
   try {
     await Promise.all(pollers.map((poller, index) => poller.start(options.sources[index]?.loops ?? 1)));
@@ -113,6 +119,7 @@ export async function runPollers(options: PollerRuntimeOptions): Promise<number>
   } finally {
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);
+    process.off("unhandledRejection", onUnhandled);
     await Promise.all(options.sources.map((source) => source.semaphore.close()));
     await server?.close();
     stepFunctions.destroy();

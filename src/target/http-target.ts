@@ -7,7 +7,10 @@ import https from "node:https";
 import type { Readable } from "node:stream";
 import axios, { type AxiosInstance } from "axios";
 import { AWS_LIMITS } from "../api/defaults.ts";
+import { VERSION } from "../version.ts";
 import type { TargetResult } from "./outcome.ts";
+
+const USER_AGENT = `sfn-operator/${VERSION}`;
 
 /** Thrown into the request's signal when `requestTimeout` passes. */
 class RequestTimeout extends Error {
@@ -53,7 +56,7 @@ export class HttpTarget {
     const signal = AbortSignal.any([timeout.signal, request.signal]);
     try {
       const response = await this.#client.post<Readable>(this.url, request.body, {
-        headers: { "content-type": "application/json", ...request.headers },
+        headers: { "content-type": "application/json", "user-agent": USER_AGENT, ...request.headers },
         signal,
       });
       const { body, truncated } = await readAtMost(response.data, AWS_LIMITS.outputBytes + 1, signal);

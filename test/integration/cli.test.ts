@@ -1,0 +1,106 @@
+/** The CLI as users meet it: the `poller` command's environment, configuration errors, help. */
+import { expect } from "chai";
+import { EmulatorClient, type RunningEmulator, startEmulator } from "../../src/emulator/index.ts";
+import { awsEnvFor, CliProcess, runCli, writeTempFile } from "../support/cli.ts";
+import { TestTarget } from "../support/target-server.ts";
+
+describe("sfn-operator CLI", function () {
+  this.timeout(30_000);
+
+  describe("poller (configured by SFN_* variables)", () => {
+    let emulator: RunningEmulator;
+    let target: TestTarget;
+    let cli: CliProcess | undefined;
+
+    beforeEach(async () => {
+      emulator = await startEmulator({ port: 0, longPollSeconds: 1 });
+      target = await new TestTarget().start();
+    });
+
+    afterEach(async function () {
+      if (cli) {
+        await cli.stop();
+        if (this.currentTest?.state === "failed") console.log(cli.tail());
+        cli = undefined;
+      }
+      await target.close();
+      await emulator.close();
+    });
+
+    it("serves tasks, reports readiness and metrics, and exits 0 on SIGTERM", async () => {
+      cli = new CliProcess(["poller", "--metrics-port", "0"], {
+        ...awsEnvFor(emulator.url),
+        SFN_ACTIVITY_NAME: "from-env",
+        SFN_SOURCE_NAME: "team-a/from-env",
+        SFN_TARGET_URL: target.url,
+        SFN_TARGET_PATH: "/step",
+        SFN_CONCURRENCY_PER_POLLER: "2",
+        SFN_MAX_CONCURRENCY: "4",
+        SFN_WORKER_NAME: "pod-abc",
+      });
+      await cli.waitForLog((r) => r.message === "polling");
+      const port = cli.logs().find((r) => r.message === "serving /metrics, /healthz and /readyz")?.port;
+      const client = new EmulatorClient(emulator.url);
+      const { tasks } = await client.enqueue({
+        activityName: "from-env",
+        input: { reply: "json" },
+        count: 5,
+      });
+      await client.waitForTasks({ closedCount: 5 }, 10_000);
+      for (const { taskId } of tasks) {
+        expect(await client.getTask(taskId)).to.include({ status: "SUCCEEDED", workerName: "pod-abc" });
+      }
+      expect(target.peak).to.be.at.most(2);
+      const ready = await fetch(`http://127.0.0.1:${String(port)}/readyz`);
+      expect(ready.status).to.equal(200);
+      const metrics = await (await fetch(`http://127.0.0.1:${String(port)}/metrics`)).text();
+      expect(metrics).to.contain('sfn_operator_tasks_total{source="team-a/from-env",outcome="succeeded"} 5');
+      expect(metrics).to.contain("sfn_operator_permit_wait_seconds_bucket");
+      expect((await cli.stop()).code).to.equal(0);
+    });
+
+    it("exits 2 naming every bad variable", async () => {
+      const { code, output } = await runCli(["poller"], {
+        SFN_TARGET_URL: "not a url",
+        SFN_MAX_CONCURRENCY: "many",
+      });
+      expect(code).to.equal(2);
+      expect(output).to.contain("SFN_ACTIVITY_NAME");
+      expect(output).to.contain("SFN_TARGET_URL");
+      expect(output).to.contain("SFN_TARGET_PATH");
+      expect(output).to.contain("SFN_MAX_CONCURRENCY");
+    });
+  });
+
+  describe("local", () => {
+    it("exits 2 with every problem of a bad sources file, naming file, source and field", async () => {
+      const file = await writeTempFile(
+        "bad.yaml",
+        [
+          "sources:",
+          "  - activityName: sum",
+          "    target: http://127.0.0.1:8080",
+          "    path: /sum",
+          "    maxconcurrency: 3",
+        ].join("\n"),
+      );
+      const { code, output } = await runCli(["local", "-f", file]);
+      expect(code).to.equal(2);
+      expect(output).to.contain(
+        `${file}: sources[0] (sum): maxconcurrency: unknown key (did you mean "maxConcurrency"?)`,
+      );
+    });
+
+    it("exits 2 when the file does not exist", async () => {
+      const { code, output } = await runCli(["local", "-f", "/nonexistent/sources.yaml"]);
+      expect(code).to.equal(2);
+      expect(output).to.contain("/nonexistent/sources.yaml: cannot read the file: no such file or directory");
+    });
+  });
+
+  it("prints help with every command", async () => {
+    const { code, output } = await runCli(["--help"]);
+    expect(code).to.equal(0);
+    for (const command of ["local", "poller", "emulator"]) expect(output).to.contain(command);
+  });
+});

@@ -1,0 +1,29 @@
+/** The README documents what the code does: its tables are checked against the code's own lists. */
+import { readFileSync } from "node:fs";
+import { expect } from "chai";
+import { POLLER_ENV_VARS } from "../../src/poller/env.ts";
+import { ERROR_NAMES } from "../../src/target/outcome.ts";
+
+const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+
+describe("README", () => {
+  it("starts with the set-up-and-demo command and the test command", () => {
+    const firstBlock = readme.split("```sh")[1]?.split("```")[0] ?? "";
+    expect(firstBlock).to.contain("npm ci && npm run demo");
+    expect(firstBlock).to.contain("npm ci && npm test");
+  });
+
+  it("documents every poller environment variable exactly as the code defines it", () => {
+    for (const v of POLLER_ENV_VARS) {
+      const row = `| \`${v.name}\` | ${v.required ? "yes" : "no"} | ${v.default ?? ""} | ${v.description} |`;
+      expect(readme, `README row for ${v.name}`).to.contain(row);
+    }
+  });
+
+  it("names every error the poller reports", () => {
+    for (const [key, name] of Object.entries(ERROR_NAMES)) {
+      const text = typeof name === "function" ? "HTTP.<status>" : name;
+      expect(readme, key).to.contain(`\`${text}\``);
+    }
+  });
+});
