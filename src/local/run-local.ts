@@ -2,44 +2,109 @@
  * `sfn-operator local -f sources.yaml`: the pollers of every source in one process, outside
  * Kubernetes. Each source gets the loops its pollers would have in a cluster
  * (ceil(maxConcurrency / concurrencyPerPoller) pollers x concurrencyPerPoller loops), all bounded by
- * one semaphore with the source's maxConcurrency.
+ * the source's semaphore of maxConcurrency permits: Redis-backed when the file names `redis:` (then
+ * several local processes share the limit), in-process otherwise.
+ *
+ * The file is watched: a changed maxConcurrency applies without a restart (the semaphore takes the
+ * limit at each acquisition); other changes need a restart, which the log says.
  */
+import { unwatchFile, watchFile } from "node:fs";
+import { readFile } from "node:fs/promises";
 import os from "node:os";
-import { getLogger } from "../observability/logger.ts";
+import type { PollerSettings } from "../api/types.ts";
+import { describeError, getLogger } from "../observability/logger.ts";
+import { PollerMetrics } from "../observability/metrics.ts";
+import type { Poller } from "../poller/poller.ts";
 import { runPollers, type SourceRuntime } from "../poller/runtime.ts";
-import { InProcessSemaphore } from "../semaphore/in-process.ts";
-import { loadLocalConfig } from "./config.ts";
+import { createSemaphoreFactory } from "../semaphore/factory.ts";
+import { loadLocalConfig, parseLocalConfig } from "./config.ts";
 
 export interface LocalOptions {
   file: string;
   metricsPort?: number;
+  /** How often the file is checked for changes, in ms. */
+  watchIntervalMs?: number;
+}
+
+const log = getLogger("local");
+
+/** Loops that serve a source's whole limit, shaped like the pollers a cluster would run. */
+export function loopsFor(settings: PollerSettings): number {
+  return Math.ceil(settings.maxConcurrency / settings.concurrencyPerPoller) * settings.concurrencyPerPoller;
 }
 
 export async function runLocal(options: LocalOptions): Promise<number> {
-  const log = getLogger("local");
   const config = await loadLocalConfig(options.file);
-  if (config.redisUrl) {
-    // The Redis semaphore arrives with the distributed-semaphore work; refusing is honest, silently
-    // running with a per-process limit is not.
-    log.error(
-      "this build has no Redis semaphore yet: remove `redis:` from the file to run with a per-process limit",
+  const workerName = `${os.hostname()}-${process.pid}`;
+  const metrics = new PollerMetrics();
+  const semaphores = createSemaphoreFactory({
+    ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}),
+    env: process.env,
+    holderName: workerName,
+    metrics,
+  });
+  if (!config.redisUrl) {
+    log.info(
+      "no `redis:` in the sources file: each limit holds within this process only; run one local process per activity",
     );
-    return 2;
   }
-  log.info(
-    "no `redis:` in the sources file: concurrency is limited per process, so run a single local process per activity",
-  );
   const sources: SourceRuntime[] = config.sources.map((settings) => ({
     settings,
-    loops: Math.ceil(settings.maxConcurrency / settings.concurrencyPerPoller) * settings.concurrencyPerPoller,
-    semaphore: new InProcessSemaphore(settings.maxConcurrency),
+    loops: loopsFor(settings),
+    semaphoreFor: (activityArn) => semaphores.semaphoreFor(settings, activityArn, settings.maxConcurrency),
   }));
   return runPollers({
     sources,
+    metrics,
     ...(config.region ? { region: config.region } : {}),
-    workerName: `${os.hostname()}-${process.pid}`,
+    workerName,
     ...(options.metricsPort !== undefined
       ? { metricsPort: options.metricsPort, metricsHost: "127.0.0.1" }
       : {}),
+    afterStart: (pollers) => watchSourcesFile(options.file, pollers, options.watchIntervalMs ?? 500),
+    close: () => semaphores.close(),
   });
+}
+
+/** Applies maxConcurrency changes of the file to the running pollers; returns the disposer. */
+function watchSourcesFile(file: string, pollers: readonly Poller[], intervalMs: number): () => void {
+  const onChange = (): void => {
+    readFile(file, "utf8")
+      .then((text) => applyChanges(parseLocalConfig(text, file).sources, pollers))
+      .catch((error: unknown) =>
+        log.warn("the sources file changed but cannot be used; keeping the running settings", {
+          error: describeError(error),
+        }),
+      );
+  };
+  watchFile(file, { interval: intervalMs }, onChange);
+  return () => unwatchFile(file, onChange);
+}
+
+function applyChanges(updated: PollerSettings[], pollers: readonly Poller[]): void {
+  for (const poller of pollers) {
+    const current = poller.settings;
+    const next = updated.find((s) => s.activityName === current.activityName);
+    if (!next) {
+      log.warn("a source was removed from the file; restart local mode to stop it", {
+        source: current.sourceName,
+      });
+      continue;
+    }
+    if (next.maxConcurrency !== current.maxConcurrency) {
+      poller.setMaxConcurrency(next.maxConcurrency);
+    }
+    const { maxConcurrency: _a, ...restNext } = next;
+    const { maxConcurrency: _b, ...restCurrent } = current;
+    if (JSON.stringify(restNext) !== JSON.stringify(restCurrent)) {
+      log.warn("settings other than maxConcurrency changed; restart local mode to apply them", {
+        source: current.sourceName,
+      });
+    }
+  }
+  for (const next of updated) {
+    if (!pollers.some((p) => p.settings.activityName === next.activityName)) {
+      log.warn("a source was added to the file; restart local mode to start it", { source: next.sourceName });
+    }
+  }
 }

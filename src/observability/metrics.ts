@@ -24,6 +24,8 @@ export class PollerMetrics {
   readonly awsErrors: Counter<"api" | "code">;
   readonly permitsHeld: Gauge<"source">;
   readonly permitWaiters: Gauge<"source">;
+  readonly leasesLost: Counter<"source">;
+  readonly redisErrors: Counter<"operation">;
   #sampleSemaphores: (() => void) | undefined;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
@@ -93,6 +95,18 @@ export class PollerMetrics {
       name: "sfn_operator_permit_waiters",
       help: "Poll loops of this process waiting for a concurrency permit.",
       labelNames: ["source"],
+      registers,
+    });
+    this.leasesLost = new Counter({
+      name: "sfn_operator_semaphore_leases_lost_total",
+      help: "Permit leases found gone at refresh with no room to take them again (the process then takes no new tasks until their tasks finish).",
+      labelNames: ["source"],
+      registers,
+    });
+    this.redisErrors = new Counter({
+      name: "sfn_operator_redis_errors_total",
+      help: "Failed Redis operations (acquire, refresh, release, connection errors).",
+      labelNames: ["operation"],
       registers,
     });
   }

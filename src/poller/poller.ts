@@ -24,7 +24,11 @@ const FAST_EMPTY_POLL_MS = 1000;
 
 export interface PollerDependencies {
   stepFunctions: StepFunctions;
-  semaphore: Semaphore;
+  /**
+   * Creates the source's semaphore once the activity ARN is known (the distributed semaphore is
+   * keyed by it). The poller closes it when it stops.
+   */
+  semaphoreFor: (activityArn: string) => Semaphore;
   target: HttpTarget;
   metrics: PollerMetrics;
 }
@@ -32,17 +36,19 @@ export interface PollerDependencies {
 export type PollerState = "starting" | "running" | "stopping" | "stopped";
 
 export class Poller {
-  readonly settings: PollerSettings;
+  #settings: PollerSettings;
+  #loopCount = 0;
   readonly #deps: PollerDependencies;
   readonly #log: Logger;
   readonly #stop = new AbortController();
   #state: PollerState = "starting";
   #activityArn: string | undefined;
+  #semaphore: Semaphore | undefined;
   #problem: string | undefined;
   #done: Promise<void> | undefined;
 
   constructor(settings: PollerSettings, deps: PollerDependencies) {
-    this.settings = settings;
+    this.#settings = settings;
     this.#deps = deps;
     this.#log = getLogger("poller", { source: settings.sourceName });
   }
@@ -60,6 +66,11 @@ export class Poller {
     this.#stop.abort();
   }
 
+  /** The settings in force (maxConcurrency may have changed since start). */
+  get settings(): PollerSettings {
+    return this.#settings;
+  }
+
   get state(): PollerState {
     return this.#state;
   }
@@ -68,15 +79,39 @@ export class Poller {
     return this.#activityArn;
   }
 
+  /**
+   * Applies a new maxConcurrency without a restart: the semaphore takes it at the next acquisition
+   * (holders above a lowered limit finish their tasks). Loops are not added: a raised limit is served
+   * up to the loops this poller runs.
+   */
+  setMaxConcurrency(limit: number): void {
+    this.#settings = { ...this.#settings, maxConcurrency: limit };
+    this.#semaphore?.setLimit(limit);
+    this.#log.info("maxConcurrency changed", { maxConcurrency: limit, loops: this.#loopCount });
+    if (limit > this.#loopCount) {
+      this.#log.warn("maxConcurrency is above this process's loops; restart to use all of it", {
+        loops: this.#loopCount,
+      });
+    }
+  }
+
+  /** The source's semaphore, once the activity ARN is resolved. */
+  get semaphore(): Semaphore | undefined {
+    return this.#semaphore;
+  }
+
   /** Why the poller cannot work right now (e.g. the activity ARN cannot be resolved), if anything. */
   get problem(): string | undefined {
     return this.#problem;
   }
 
   async #run(loops: number): Promise<void> {
+    this.#loopCount = loops;
     const arn = await this.#resolveArn();
     if (arn !== undefined) {
       this.#activityArn = arn;
+      const semaphore = this.#deps.semaphoreFor(arn);
+      this.#semaphore = semaphore;
       if (this.#state === "starting") this.#state = "running";
       this.#log.info("polling", {
         activityArn: arn,
@@ -84,7 +119,8 @@ export class Poller {
         maxConcurrency: this.settings.maxConcurrency,
         target: this.#deps.target.url,
       });
-      await Promise.all(Array.from({ length: loops }, (_, index) => this.#loop(arn, index)));
+      await Promise.all(Array.from({ length: loops }, (_, index) => this.#loop(arn, semaphore, index)));
+      await semaphore.close();
     }
     this.#state = "stopped";
     this.#log.info("stopped");
@@ -108,8 +144,8 @@ export class Poller {
     return undefined;
   }
 
-  async #loop(activityArn: string, index: number): Promise<void> {
-    const { semaphore, stepFunctions, metrics } = this.#deps;
+  async #loop(activityArn: string, semaphore: Semaphore, index: number): Promise<void> {
+    const { stepFunctions, metrics } = this.#deps;
     const source = this.settings.sourceName;
     const log = this.#log.child({ loop: index });
     const errorBackoff = new Backoff({ baseMs: 500, capMs: 30_000 });
@@ -141,6 +177,13 @@ export class Poller {
       let pause = 0;
       try {
         if (this.#stop.signal.aborted) break;
+        // Fail closed: a permit granted just before the semaphore lost Redis is not used for a poll.
+        const health = semaphore.health();
+        if (!health.ready) {
+          pause = errorBackoff.next();
+          log.debug("semaphore not ready; not polling", { reason: health.reason });
+          continue;
+        }
         const pollStarted = performance.now();
         const task = await stepFunctions.getActivityTask(activityArn);
         metrics.polls.inc({ source });

@@ -3,7 +3,8 @@
  * (src/poller/env.ts; the operator sets them on the poller Deployment).
  */
 import { getLogger } from "../observability/logger.ts";
-import { InProcessSemaphore } from "../semaphore/in-process.ts";
+import { PollerMetrics } from "../observability/metrics.ts";
+import { createSemaphoreFactory } from "../semaphore/factory.ts";
 import { pollerConfigFromEnv } from "./env.ts";
 import { runPollers } from "./runtime.ts";
 
@@ -16,16 +17,29 @@ export async function runPollerCommand(options: PollerCommandOptions): Promise<n
   const config = pollerConfigFromEnv(process.env);
   const { settings } = config;
   for (const warning of config.warnings) log.warn(warning);
-  if (config.redisUrl) {
-    log.error("this build has no Redis semaphore yet: unset SFN_REDIS_URL to run with a per-process limit");
-    return 2;
-  }
-  // Without Redis this pod can only bound itself: the cluster-wide limit needs the Redis semaphore.
-  const limit = Math.min(settings.maxConcurrency, settings.concurrencyPerPoller);
-  log.warn("no SFN_REDIS_URL: concurrency is limited per pod only", { limit });
+  const metrics = new PollerMetrics();
+  const semaphores = createSemaphoreFactory({
+    ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}),
+    env: process.env,
+    holderName: config.workerName,
+    metrics,
+  });
+  // Without Redis a pod can only bound itself; with it, the limit is the source's, cluster-wide.
+  const limit = config.redisUrl
+    ? settings.maxConcurrency
+    : Math.min(settings.maxConcurrency, settings.concurrencyPerPoller);
+  if (!config.redisUrl) log.warn("no SFN_REDIS_URL: concurrency is limited per pod only", { limit });
   return runPollers({
-    sources: [{ settings, loops: settings.concurrencyPerPoller, semaphore: new InProcessSemaphore(limit) }],
+    sources: [
+      {
+        settings,
+        loops: settings.concurrencyPerPoller,
+        semaphoreFor: (activityArn) => semaphores.semaphoreFor(settings, activityArn, limit),
+      },
+    ],
+    metrics,
     workerName: config.workerName,
     metricsPort: options.metricsPort,
+    close: () => semaphores.close(),
   });
 }

@@ -23,23 +23,30 @@ export interface SourceRuntime {
   settings: PollerSettings;
   /** Poll loops to run in this process for the source. */
   loops: number;
-  semaphore: Semaphore;
+  /** The source's semaphore, created once its activity ARN is known. */
+  semaphoreFor: (activityArn: string) => Semaphore;
 }
 
 export interface PollerRuntimeOptions {
   sources: SourceRuntime[];
   region?: string;
   workerName: string;
+  /** The process's metrics (created here when absent). */
+  metrics?: PollerMetrics;
   /** Port of /metrics, /healthz and /readyz; no server when undefined. */
   metricsPort?: number;
   metricsHost?: string;
+  /** Called once the pollers exist (e.g. to watch configuration); returns a disposer. */
+  afterStart?: (pollers: readonly Poller[]) => () => void;
+  /** Releases shared resources (a Redis connection) after every poller stopped. */
+  close?: () => Promise<void>;
 }
 
 const log = getLogger("runtime");
 
 /** Runs until stopped by a signal; resolves to the process's exit code. */
 export async function runPollers(options: PollerRuntimeOptions): Promise<number> {
-  const metrics = new PollerMetrics();
+  const metrics = options.metrics ?? new PollerMetrics();
   const totalLoops = options.sources.reduce((sum, source) => sum + source.loops, 0);
   const stepFunctions = new StepFunctions({
     ...(options.region ? { region: options.region } : {}),
@@ -48,10 +55,10 @@ export async function runPollers(options: PollerRuntimeOptions): Promise<number>
     onAwsError: (api, code) => metrics.awsErrors.inc({ api, code }),
   });
   const pollers = options.sources.map(
-    ({ settings, loops, semaphore }) =>
+    ({ settings, loops, semaphoreFor }) =>
       new Poller(settings, {
         stepFunctions,
-        semaphore,
+        semaphoreFor,
         target: new HttpTarget(settings.targetUrl, loops),
         metrics,
       }),
@@ -60,20 +67,20 @@ export async function runPollers(options: PollerRuntimeOptions): Promise<number>
   const readiness = (): Readiness => {
     const reasons: string[] = [];
     if (shuttingDown) reasons.push("shutting down");
-    options.sources.forEach((source, index) => {
-      const poller = pollers[index] as Poller;
-      if (poller.problem) reasons.push(`${source.settings.sourceName}: ${poller.problem}`);
-      else if (poller.state === "starting") reasons.push(`${source.settings.sourceName}: starting`);
-      const health = source.semaphore.health();
-      if (!health.ready)
-        reasons.push(`${source.settings.sourceName}: ${health.reason ?? "semaphore not ready"}`);
-    });
+    for (const poller of pollers) {
+      const source = poller.settings.sourceName;
+      if (poller.problem) reasons.push(`${source}: ${poller.problem}`);
+      else if (poller.state === "starting") reasons.push(`${source}: starting`);
+      const health = poller.semaphore?.health();
+      if (health && !health.ready) reasons.push(`${source}: ${health.reason ?? "semaphore not ready"}`);
+    }
     return { ready: reasons.length === 0, reasons };
   };
   const sampleSemaphores = (): void => {
-    for (const { settings, semaphore } of options.sources) {
-      metrics.permitsHeld.set({ source: settings.sourceName }, semaphore.held());
-      metrics.permitWaiters.set({ source: settings.sourceName }, semaphore.waiting());
+    for (const poller of pollers) {
+      const source = poller.settings.sourceName;
+      metrics.permitsHeld.set({ source }, poller.semaphore?.held() ?? 0);
+      metrics.permitWaiters.set({ source }, poller.semaphore?.waiting() ?? 0);
     }
   };
   metrics.onScrapeSampleSemaphores(sampleSemaphores);
@@ -94,7 +101,7 @@ export async function runPollers(options: PollerRuntimeOptions): Promise<number>
       process.exit(signal === "SIGINT" ? 130 : 143);
     }
     shuttingDown = true;
-    const inFlight = options.sources.reduce((sum, source) => sum + source.semaphore.held(), 0);
+    const inFlight = pollers.reduce((sum, poller) => sum + (poller.semaphore?.held() ?? 0), 0);
     log.info(
       `${signal}: no new polls; finishing outstanding polls and ${inFlight} held permit(s). Signal again to exit at once.`,
     );
@@ -109,6 +116,7 @@ export async function runPollers(options: PollerRuntimeOptions): Promise<number>
   };
   process.on("unhandledRejection", onUnhandled);
 
+  const disposeAfterStart = options.afterStart?.(pollers);
   try {
     await Promise.all(pollers.map((poller, index) => poller.start(options.sources[index]?.loops ?? 1)));
     log.info("every taken task is reported; exiting");
@@ -120,7 +128,8 @@ export async function runPollers(options: PollerRuntimeOptions): Promise<number>
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);
     process.off("unhandledRejection", onUnhandled);
-    await Promise.all(options.sources.map((source) => source.semaphore.close()));
+    disposeAfterStart?.();
+    await options.close?.();
     await server?.close();
     stepFunctions.destroy();
   }

@@ -64,7 +64,7 @@ describe("poller (in-process, real emulator and target)", function () {
     const s = settings("crashy");
     const poller = new Poller(s, {
       stepFunctions,
-      semaphore: new InProcessSemaphore(2),
+      semaphoreFor: () => new InProcessSemaphore(2),
       target: new ExplodingTarget(s.targetUrl, 2),
       metrics,
     });
@@ -92,7 +92,7 @@ describe("poller (in-process, real emulator and target)", function () {
     const s = settings("idle");
     const poller = new Poller(s, {
       stepFunctions,
-      semaphore: new InProcessSemaphore(2),
+      semaphoreFor: () => new InProcessSemaphore(2),
       target: new HttpTarget(s.targetUrl, 2),
       metrics: new PollerMetrics({ defaultMetrics: false }),
     });
@@ -111,7 +111,7 @@ describe("poller (in-process, real emulator and target)", function () {
     const s = settings("late");
     const poller = new Poller(s, {
       stepFunctions,
-      semaphore: new InProcessSemaphore(1),
+      semaphoreFor: () => new InProcessSemaphore(1),
       target: new HttpTarget(s.targetUrl, 1),
       metrics: new PollerMetrics({ defaultMetrics: false }),
     });

@@ -1,0 +1,18 @@
+/**
+ * Redis names of one source's semaphore. The `{...}` hash tag puts all of them in one Redis Cluster
+ * slot, which a multi-key script needs; the activity ARN identifies the semaphore, since every
+ * poller of an activity must share one limit whatever source object or process they come from.
+ */
+export interface SemaphoreKeys {
+  /** Sorted set of leases. */
+  holders: string;
+  /** Pub/sub channel announcing releases. */
+  released: string;
+}
+
+export function semaphoreKeys(activityArn: string, prefix = "sfn-operator"): SemaphoreKeys {
+  // `{` and `}` would end the hash tag early; ARNs cannot contain them, but be safe.
+  const id = activityArn.replace(/[{}]/g, "_");
+  const tag = `{${prefix}:${id}}`;
+  return { holders: `${tag}:holders`, released: `${tag}:released` };
+}

@@ -1,0 +1,220 @@
+/**
+ * The Redis semaphore against a real redis-server. Each `RedisConnection` stands for one process
+ * (its own connections, its own semaphore object), as pods would be.
+ */
+import { expect } from "chai";
+import { RedisConnection } from "../../src/semaphore/redis/connection.ts";
+import { RedisSemaphore } from "../../src/semaphore/redis/redis-semaphore.ts";
+import type { Permit } from "../../src/semaphore/semaphore.ts";
+import { RedisServer } from "../support/redis.ts";
+
+const ARN = "arn:aws:states:us-east-1:123456789012:activity:semaphore-test";
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+): Promise<number> {
+  const started = performance.now();
+  while (!(await condition())) {
+    if (performance.now() - started > timeoutMs)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(10);
+  }
+  return performance.now() - started;
+}
+
+describe("RedisSemaphore (real redis-server)", function () {
+  this.timeout(60_000);
+  let redis: RedisServer;
+  const connections: RedisConnection[] = [];
+  const semaphores: RedisSemaphore[] = [];
+  const never = new AbortController().signal;
+  let unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+
+  before(async () => {
+    redis = await RedisServer.start();
+    process.on("unhandledRejection", onUnhandled);
+  });
+
+  after(async () => {
+    process.off("unhandledRejection", onUnhandled);
+    await redis.stop();
+  });
+
+  beforeEach(async () => {
+    unhandled = [];
+    const client = redis.client();
+    await client.flushall();
+    client.disconnect();
+  });
+
+  afterEach(async () => {
+    for (const semaphore of semaphores.splice(0)) await semaphore.close();
+    for (const connection of connections.splice(0)) await connection.close();
+    expect(unhandled, "unhandled rejections").to.deep.equal([]);
+  });
+
+  async function process_(options: Partial<ConstructorParameters<typeof RedisSemaphore>[0]> = {}) {
+    const connection = new RedisConnection({ url: redis.url });
+    connections.push(connection);
+    await until(() => connection.ready, 5000, "Redis connection");
+    const semaphore = new RedisSemaphore({
+      connection,
+      activityArn: ARN,
+      limit: 3,
+      leaseTtlMs: 1500,
+      ...options,
+    });
+    semaphores.push(semaphore);
+    return semaphore;
+  }
+
+  async function holders(): Promise<number> {
+    const client = redis.client();
+    try {
+      return await client.zcard(semaphores[0]?.keys.holders ?? "");
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  it("keeps the limit across processes under contention, and reaches it", async () => {
+    const processes = await Promise.all([
+      process_({ limit: 5 }),
+      process_({ limit: 5 }),
+      process_({ limit: 5 }),
+    ]);
+    let inUse = 0;
+    let peak = 0;
+    let cycles = 0;
+    const worker = async (semaphore: RedisSemaphore) => {
+      for (let i = 0; i < 15; i++) {
+        const permit = await semaphore.acquire(never);
+        inUse += 1;
+        peak = Math.max(peak, inUse);
+        await sleep(2 + Math.random() * 8);
+        inUse -= 1;
+        cycles += 1;
+        await permit.release();
+      }
+    };
+    await Promise.all(processes.flatMap((semaphore) => Array.from({ length: 6 }, () => worker(semaphore))));
+    expect(cycles).to.equal(270);
+    expect(peak).to.equal(5);
+    expect(await holders()).to.equal(0);
+  });
+
+  it("wakes a waiter in another process on release, without waiting for the re-check timer", async () => {
+    const a = await process_({ limit: 1, recheckMs: 10_000 });
+    const b = await process_({ limit: 1, recheckMs: 10_000 });
+    const held = await a.acquire(never);
+    let acquiredAt = 0;
+    const waiting = b.acquire(never).then((permit) => {
+      acquiredAt = performance.now();
+      return permit;
+    });
+    await sleep(200);
+    expect(acquiredAt).to.equal(0);
+    const releasedAt = performance.now();
+    await held.release();
+    await (await waiting).release();
+    expect(acquiredAt - releasedAt).to.be.below(500);
+  });
+
+  it("gives a crashed holder's permits back within the lease TTL", async () => {
+    const crashed = await process_({ limit: 2, leaseTtlMs: 1000 });
+    await crashed.acquire(never);
+    await crashed.acquire(never);
+    // The "process" dies: connections cut, no release, no more refreshes.
+    await connections[0]?.close();
+    const survivor = await process_({ limit: 2, leaseTtlMs: 1000 });
+    const started = performance.now();
+    await survivor.acquire(never);
+    await survivor.acquire(never);
+    expect(performance.now() - started).to.be.within(100, 2000);
+  });
+
+  it("applies a lowered limit at the next acquisition: holders finish, nobody enters until under it", async () => {
+    const semaphore = await process_({ limit: 4 });
+    const permits = await Promise.all(Array.from({ length: 4 }, () => semaphore.acquire(never)));
+    semaphore.setLimit(2);
+    let admitted = 0;
+    const waiter = semaphore.acquire(never).then((permit) => {
+      admitted += 1;
+      return permit;
+    });
+    await permits[0]?.release();
+    await permits[1]?.release();
+    await sleep(300);
+    expect(admitted).to.equal(0);
+    await permits[2]?.release();
+    await (await waiter).release();
+    expect(admitted).to.equal(1);
+  });
+
+  it("an aborted wait leaves no lease behind", async () => {
+    const semaphore = await process_({ limit: 1 });
+    const held = await semaphore.acquire(never);
+    const controller = new AbortController();
+    const waiting = semaphore.acquire(controller.signal);
+    controller.abort();
+    const error = await waiting.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).to.have.property("name", "AbortError");
+    await held.release();
+    expect(await holders()).to.equal(0);
+    expect(semaphore.waiting()).to.equal(0);
+  });
+
+  it("fails closed while Redis is down, re-registers running leases when it is back, and resumes", async function () {
+    if (!redis.restartable) this.skip();
+    const a = await process_({ limit: 2, leaseTtlMs: 3000, reconnectGraceMs: 500 });
+    const running = await a.acquire(never);
+    await redis.stopProcess();
+    await until(() => !a.health().ready, 5000, "the semaphore to notice Redis is down");
+    expect(a.health().reason).to.match(/Redis unreachable/);
+    let acquired = false;
+    const waiting = a.acquire(never).then((permit) => {
+      acquired = true;
+      return permit;
+    });
+    await sleep(1500);
+    expect(acquired, "no permit while Redis is down").to.equal(false);
+    await redis.startProcess(); // without persistence: every lease is gone
+    await until(() => acquired, 8000, "a permit after Redis came back");
+    // The task that was running when Redis died is counted again, next to the new permit.
+    expect(await holders()).to.equal(2);
+    await (await waiting).release();
+    await running.release();
+    expect(await holders()).to.equal(0);
+    expect(a.health().ready).to.equal(true);
+  });
+
+  it("a lease lost to others stops new permits until its task finishes", async () => {
+    const a = await process_({ limit: 1, leaseTtlMs: 600 });
+    const b = await process_({ limit: 1, leaseTtlMs: 600 });
+    const orphan = await a.acquire(never);
+    // Simulate a long partition of A: its lease vanishes and B takes the only permit.
+    const client = redis.client();
+    await client.del(a.keys.holders);
+    client.disconnect();
+    const bPermit = await b.acquire(never);
+    await until(() => !a.health().ready, 3000, "A to find its lease lost");
+    expect(a.health().reason).to.match(/lost/);
+    await bPermit.release();
+    let acquired: Permit | undefined;
+    void a.acquire(never).then((permit) => {
+      acquired = permit;
+    });
+    await sleep(500);
+    expect(acquired, "A takes nothing while its orphaned task runs").to.equal(undefined);
+    await orphan.release();
+    await until(() => acquired !== undefined, 3000, "A to take a permit again");
+    await acquired?.release();
+  });
+});

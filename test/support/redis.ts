@@ -1,0 +1,106 @@
+/**
+ * A real redis-server for tests, started on a free loopback port (the Debian package
+ * `redis-server`; `.ci/run` installs it). `REDIS_URL` uses an existing server instead, in which case
+ * tests that restart Redis are skipped. Stop and start keep the port, so clients reconnect to the
+ * "same" Redis, as they would after a real restart.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { Redis } from "ioredis";
+
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export class RedisServer {
+  readonly url: string;
+  /** False when REDIS_URL names a server the harness does not control. */
+  readonly restartable: boolean;
+  readonly #port: number;
+  readonly #dir: string;
+  #process: ChildProcess | undefined;
+  #log = "";
+
+  private constructor(url: string, port: number, restartable: boolean) {
+    this.url = url;
+    this.#port = port;
+    this.restartable = restartable;
+    this.#dir = fs.mkdtempSync(path.join(os.tmpdir(), "sfn-redis-"));
+  }
+
+  static async start(): Promise<RedisServer> {
+    if (process.env.REDIS_URL) return new RedisServer(process.env.REDIS_URL, 0, false);
+    const port = await freePort();
+    const server = new RedisServer(`redis://127.0.0.1:${port}`, port, true);
+    await server.startProcess();
+    return server;
+  }
+
+  /** (Re)starts redis-server on the same port; no persistence, as a cache-style Redis would run. */
+  async startProcess(): Promise<void> {
+    const args = ["--port", String(this.#port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+    args.push("--dir", this.#dir, "--protected-mode", "no");
+    const child = spawn("redis-server", args, { stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout?.on("data", (chunk: Buffer) => {
+      this.#log += chunk.toString();
+    });
+    child.stderr?.on("data", (chunk: Buffer) => {
+      this.#log += chunk.toString();
+    });
+    child.on("error", (error) => {
+      this.#log += `\nspawn failed: ${error.message} (is redis-server installed? apt-get install redis-server)`;
+    });
+    this.#process = child;
+    await this.waitUntilUp();
+  }
+
+  /** Stops the server process (SIGKILL by default: a crash, nothing flushed). */
+  async stopProcess(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    const child = this.#process;
+    if (!child || child.exitCode !== null) return;
+    const exited = once(child, "exit");
+    child.kill(signal);
+    await exited;
+    this.#process = undefined;
+  }
+
+  async waitUntilUp(timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const client = new Redis(this.url, {
+        lazyConnect: true,
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+      });
+      client.on("error", () => {}); // refused while starting: expected
+      try {
+        await client.connect();
+        if ((await client.ping()) === "PONG") return;
+      } catch {
+        // not yet
+      } finally {
+        client.disconnect();
+      }
+      if (Date.now() > deadline) throw new Error(`redis-server did not start on ${this.url}:\n${this.#log}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** A plain client for assertions (remember to disconnect). */
+  client(): Redis {
+    return new Redis(this.url);
+  }
+
+  async stop(): Promise<void> {
+    await this.stopProcess("SIGTERM");
+    fs.rmSync(this.#dir, { recursive: true, force: true });
+  }
+}
