@@ -5,6 +5,7 @@
  */
 
 import { parseDuration } from "../api/duration.ts";
+import { ConfigError } from "../api/fields.ts";
 import type { PollerSettings } from "../api/types.ts";
 import { getLogger } from "../observability/logger.ts";
 import type { PollerMetrics } from "../observability/metrics.ts";
@@ -37,7 +38,7 @@ export function createSemaphoreFactory(options: SemaphoreFactoryOptions): Semaph
   }
   const { metrics, env } = options;
   // Advanced: how long a crashed process's permits stay taken (refreshed every third of it).
-  const leaseTtlMs = env.SFN_REDIS_LEASE_TTL ? parseDuration(env.SFN_REDIS_LEASE_TTL) : undefined;
+  const leaseTtlMs = env.SFN_REDIS_LEASE_TTL ? leaseTtlFrom(env.SFN_REDIS_LEASE_TTL) : undefined;
   const connection = new RedisConnection({
     ...redisOptionsFromEnv(options.redisUrl, env),
     connectionName: `sfn-operator:${options.holderName}`,
@@ -59,4 +60,20 @@ export function createSemaphoreFactory(options: SemaphoreFactoryOptions): Semaph
       }),
     close: () => connection.close(),
   };
+}
+
+const MIN_LEASE_TTL_MS = 500;
+const MAX_LEASE_TTL_MS = 10 * 60_000;
+
+function leaseTtlFrom(text: string): number {
+  let ms: number;
+  try {
+    ms = parseDuration(text);
+  } catch (error) {
+    throw new ConfigError([`SFN_REDIS_LEASE_TTL: ${error instanceof Error ? error.message : String(error)}`]);
+  }
+  if (ms < MIN_LEASE_TTL_MS || ms > MAX_LEASE_TTL_MS) {
+    throw new ConfigError([`SFN_REDIS_LEASE_TTL: must be from 500ms to 10m, got "${text}"`]);
+  }
+  return ms;
 }

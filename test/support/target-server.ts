@@ -21,6 +21,8 @@ export interface TargetInstruction {
 }
 
 export interface ReceivedRequest {
+  /** When the request arrived (Date.now()). */
+  at: number;
   path: string;
   headers: http.IncomingHttpHeaders;
   body: string;
@@ -58,6 +60,7 @@ export class TestTarget {
   }
 
   async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const at = Date.now();
     this.inFlight += 1;
     this.peak = Math.max(this.peak, this.inFlight);
     let closed = false;
@@ -68,7 +71,7 @@ export class TestTarget {
       const chunks: Buffer[] = [];
       for await (const chunk of req) chunks.push(chunk as Buffer);
       const body = Buffer.concat(chunks).toString("utf8");
-      this.requests.push({ path: req.url ?? "/", headers: req.headers, body });
+      this.requests.push({ at, path: req.url ?? "/", headers: req.headers, body });
       let instruction: TargetInstruction = {};
       try {
         instruction = JSON.parse(body) as TargetInstruction;
