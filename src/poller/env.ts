@@ -268,9 +268,23 @@ function nameOf(field: PropertyKey | undefined): string {
   return typeof field === "string" && Object.hasOwn(VAR, field) ? VAR[field as Field] : String(field);
 }
 
+/**
+ * `SFN_*` variables read elsewhere: by the CLI (main.ts: metrics port, logging) and by the Redis
+ * connection (semaphore/factory.ts, semaphore/redis/connection.ts). Documented in the README.
+ */
+export const OTHER_SFN_VARS = [
+  "SFN_METRICS_PORT",
+  "SFN_LOG_LEVEL",
+  "SFN_LOG_FORMAT",
+  "SFN_REDIS_PASSWORD",
+  "SFN_REDIS_SENTINELS",
+  "SFN_REDIS_SENTINEL_MASTER",
+  "SFN_REDIS_LEASE_TTL",
+] as const;
+
 /** Variables with our prefix that the poller does not read, with the nearest known name when close. */
 function unknownVariables(env: NodeJS.ProcessEnv): string[] {
-  const known = POLLER_ENV_VARS.map((variable) => variable.name);
+  const known: string[] = [...POLLER_ENV_VARS.map((variable) => variable.name), ...OTHER_SFN_VARS];
   return Object.keys(env)
     .filter((name) => name.startsWith("SFN_") && !known.includes(name))
     .sort()

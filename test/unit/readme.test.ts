@@ -1,7 +1,7 @@
 /** The README documents what the code does: its tables are checked against the code's own lists. */
 import { readFileSync } from "node:fs";
 import { expect } from "chai";
-import { POLLER_ENV_VARS } from "../../src/poller/env.ts";
+import { OTHER_SFN_VARS, POLLER_ENV_VARS, pollerConfigFromEnv } from "../../src/poller/env.ts";
 import { ERROR_NAMES } from "../../src/target/outcome.ts";
 
 const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
@@ -25,5 +25,20 @@ describe("README", () => {
       const text = typeof name === "function" ? "HTTP.<status>" : name;
       expect(readme, key).to.contain(`\`${text}\``);
     }
+  });
+});
+
+describe("SFN_* variables read outside the poller's environment module", () => {
+  it("are documented in the README and not reported as unknown", () => {
+    const env: NodeJS.ProcessEnv = {
+      SFN_TARGET_URL: "http://t",
+      SFN_TARGET_PATH: "/p",
+      SFN_ACTIVITY_NAME: "a",
+    };
+    for (const name of OTHER_SFN_VARS) {
+      expect(readme, name).to.contain(`\`${name}\``);
+      env[name] = "x";
+    }
+    expect(pollerConfigFromEnv(env).warnings).to.deep.equal([]);
   });
 });
