@@ -2,19 +2,13 @@
  * A counting semaphore for one process. It bounds concurrency only within this process: local mode
  * uses it when the sources file names no Redis, and says so in its log.
  */
-import { abortError, type Permit, type Semaphore, type SemaphoreHealth } from "./semaphore.ts";
-
-interface Waiter {
-  resolve: (permit: Permit) => void;
-  reject: (error: Error) => void;
-  signal: AbortSignal;
-  onAbort: () => void;
-}
+import { abortError, checkLimit, type Permit, type Semaphore, type SemaphoreHealth } from "./semaphore.ts";
+import { WaiterQueue } from "./waiter-queue.ts";
 
 export class InProcessSemaphore implements Semaphore {
   #limit: number;
   #held = 0;
-  readonly #waiters: Waiter[] = [];
+  readonly #waiters = new WaiterQueue<Permit>();
 
   constructor(limit: number) {
     this.#limit = checkLimit(limit);
@@ -26,19 +20,7 @@ export class InProcessSemaphore implements Semaphore {
       this.#held += 1;
       return Promise.resolve(this.#newPermit());
     }
-    return new Promise<Permit>((resolve, reject) => {
-      const waiter: Waiter = {
-        resolve,
-        reject,
-        signal,
-        onAbort: () => {
-          this.#removeWaiter(waiter);
-          reject(abortError(signal));
-        },
-      };
-      signal.addEventListener("abort", waiter.onAbort, { once: true });
-      this.#waiters.push(waiter);
-    });
+    return this.#waiters.wait(signal);
   }
 
   setLimit(limit: number): void {
@@ -59,12 +41,7 @@ export class InProcessSemaphore implements Semaphore {
   }
 
   async close(): Promise<void> {
-    for (const waiter of this.#waiters.splice(0)) {
-      waiter.signal.removeEventListener("abort", waiter.onAbort);
-      const error = new Error("semaphore closed");
-      error.name = "AbortError";
-      waiter.reject(error);
-    }
+    this.#waiters.rejectAll("semaphore closed");
   }
 
   #newPermit(): Permit {
@@ -80,22 +57,10 @@ export class InProcessSemaphore implements Semaphore {
   }
 
   #admitWaiters(): void {
-    while (this.#held < this.#limit && this.#waiters.length > 0) {
-      const waiter = this.#waiters.shift() as Waiter;
-      waiter.signal.removeEventListener("abort", waiter.onAbort);
+    // Aborted waiters leave the queue synchronously, so the head is always a live waiter.
+    for (const waiter of this.#waiters.head(Math.max(0, this.#limit - this.#held))) {
       this.#held += 1;
-      waiter.resolve(this.#newPermit());
+      this.#waiters.resolve(waiter, this.#newPermit());
     }
   }
-
-  #removeWaiter(waiter: Waiter): void {
-    const index = this.#waiters.indexOf(waiter);
-    if (index >= 0) this.#waiters.splice(index, 1);
-  }
-}
-
-function checkLimit(limit: number): number {
-  if (!Number.isInteger(limit) || limit < 1)
-    throw new RangeError(`semaphore limit must be a positive integer, got ${limit}`);
-  return limit;
 }

@@ -41,3 +41,11 @@ export function abortError(signal: AbortSignal): Error {
   error.name = "AbortError";
   return error;
 }
+
+/** A semaphore limit: a positive integer. */
+export function checkLimit(limit: number): number {
+  if (!Number.isInteger(limit) || limit < 1) {
+    throw new RangeError(`semaphore limit must be a positive integer, got ${limit}`);
+  }
+  return limit;
+}

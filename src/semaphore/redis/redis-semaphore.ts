@@ -24,7 +24,8 @@
  */
 import { randomUUID } from "node:crypto";
 import { describeError, getLogger, type Logger } from "../../observability/logger.ts";
-import { abortError, type Permit, type Semaphore, type SemaphoreHealth } from "../semaphore.ts";
+import { abortError, checkLimit, type Permit, type Semaphore, type SemaphoreHealth } from "../semaphore.ts";
+import { WaiterQueue } from "../waiter-queue.ts";
 import { LuaScript, type RedisConnection } from "./connection.ts";
 import { type SemaphoreKeys, semaphoreKeys } from "./keys.ts";
 import { ACQUIRE, REFRESH, RELEASE } from "./scripts.ts";
@@ -54,14 +55,6 @@ export interface RedisSemaphoreOptions {
   onLeasesLost?: (count: number) => void;
 }
 
-interface Waiter {
-  resolve: (permit: Permit) => void;
-  reject: (error: Error) => void;
-  signal: AbortSignal;
-  onAbort: () => void;
-  settled: boolean;
-}
-
 interface Lease {
   id: string;
   /** Monotonic time of the last grant or refresh Redis confirmed. */
@@ -80,7 +73,7 @@ export class RedisSemaphore implements Semaphore {
   readonly #publisherId = randomUUID();
   readonly #onLeasesLost: ((count: number) => void) | undefined;
   readonly #log: Logger;
-  readonly #waiters: Waiter[] = [];
+  readonly #waiters = new WaiterQueue<Permit>();
   readonly #held = new Map<string, Lease>();
   /** Releases that could not reach Redis; sent again when it is back (else their TTL cleans up). */
   readonly #pendingReleases = new Set<string>();
@@ -121,23 +114,9 @@ export class RedisSemaphore implements Semaphore {
   acquire(signal: AbortSignal): Promise<Permit> {
     if (signal.aborted) return Promise.reject(abortError(signal));
     if (this.#closed) return Promise.reject(new Error("semaphore closed"));
-    return new Promise<Permit>((resolve, reject) => {
-      const waiter: Waiter = {
-        resolve,
-        reject,
-        signal,
-        settled: false,
-        onAbort: () => {
-          if (waiter.settled) return;
-          waiter.settled = true;
-          this.#removeWaiter(waiter);
-          reject(abortError(signal));
-        },
-      };
-      signal.addEventListener("abort", waiter.onAbort, { once: true });
-      this.#waiters.push(waiter);
-      void this.#pump();
-    });
+    const permit = this.#waiters.wait(signal);
+    void this.#pump();
+    return permit;
   }
 
   setLimit(limit: number): void {
@@ -170,13 +149,7 @@ export class RedisSemaphore implements Semaphore {
     clearInterval(this.#refreshTimer);
     clearTimeout(this.#recheckTimer);
     for (const unsubscribe of this.#unsubscribe) unsubscribe();
-    for (const waiter of this.#waiters.splice(0)) {
-      waiter.settled = true;
-      waiter.signal.removeEventListener("abort", waiter.onAbort);
-      const error = new Error("semaphore closed");
-      error.name = "AbortError";
-      waiter.reject(error);
-    }
+    this.#waiters.rejectAll("semaphore closed");
     const leftovers = [...this.#held.keys(), ...this.#pendingReleases];
     this.#held.clear();
     this.#pendingReleases.clear();
@@ -213,7 +186,7 @@ export class RedisSemaphore implements Semaphore {
             this.#scheduleRecheck(graceLeft > 0 ? graceLeft + 1 : this.#recheckMs);
             break;
           }
-          const batch = this.#waiters.slice(0, this.#limit);
+          const batch = this.#waiters.head(this.#limit);
           const ids = batch.map(() => `${this.#holderName}:${randomUUID()}`);
           const [granted, earliestExpiryMs] = (await acquireScript.run(
             this.#connection.client,
@@ -223,17 +196,13 @@ export class RedisSemaphore implements Semaphore {
           const confirmedAt = performance.now();
           const orphans: string[] = [];
           for (let i = 0; i < granted; i++) {
-            const waiter = batch[i] as Waiter;
             const id = ids[i] as string;
-            if (waiter.settled) {
-              orphans.push(id); // aborted while the script ran
-              continue;
-            }
-            waiter.settled = true;
-            this.#removeWaiter(waiter);
-            waiter.signal.removeEventListener("abort", waiter.onAbort);
             this.#held.set(id, { id, confirmedAt, lost: false });
-            waiter.resolve(this.#permit(id));
+            // A waiter aborted while the script ran leaves its permit to be given back.
+            if (!this.#waiters.resolve(batch[i] as (typeof batch)[number], this.#permit(id))) {
+              this.#held.delete(id);
+              orphans.push(id);
+            }
           }
           if (orphans.length > 0) await this.#releaseIds(orphans);
           if (granted < batch.length) {
@@ -341,15 +310,4 @@ export class RedisSemaphore implements Semaphore {
       void this.#pump();
     }, delay);
   }
-
-  #removeWaiter(waiter: Waiter): void {
-    const index = this.#waiters.indexOf(waiter);
-    if (index >= 0) this.#waiters.splice(index, 1);
-  }
-}
-
-function checkLimit(limit: number): number {
-  if (!Number.isInteger(limit) || limit < 1)
-    throw new RangeError(`semaphore limit must be a positive integer, got ${limit}`);
-  return limit;
 }
