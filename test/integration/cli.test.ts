@@ -98,6 +98,21 @@ describe("sfn-operator CLI", function () {
     });
   });
 
+  it("emulator: serves the AWS protocol and the side API, and exits 0 on SIGTERM", async () => {
+    const emulator = new CliProcess(["emulator", "--port", "0", "--long-poll-seconds", "1"]);
+    let url = "";
+    for (let i = 0; i < 200 && !url; i++) {
+      url = /listening on (http:\/\/\S+)/.exec(emulator.output)?.[1] ?? "";
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(url, emulator.output).to.match(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const client = new EmulatorClient(url);
+    const { activityArn } = await client.enqueue({ activityName: "cli-emulator", input: { a: 1 } });
+    expect(activityArn).to.equal("arn:aws:states:us-east-1:123456789012:activity:cli-emulator");
+    expect((await client.stats()).tasks.SCHEDULED).to.equal(1);
+    expect((await emulator.stop()).code).to.equal(0);
+  });
+
   it("prints help with every command", async () => {
     const { code, output } = await runCli(["--help"]);
     expect(code).to.equal(0);
