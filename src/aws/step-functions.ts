@@ -17,6 +17,7 @@ import https from "node:https";
 import {
   CreateActivityCommand,
   GetActivityTaskCommand,
+  paginateListActivities,
   SendTaskFailureCommand,
   SendTaskHeartbeatCommand,
   SendTaskSuccessCommand,
@@ -87,11 +88,21 @@ export class StepFunctions {
     });
   }
 
-  /** The ARN of the named activity; CreateActivity is idempotent by name and returns the existing one. */
+  /**
+   * The ARN of the named activity. AWS's CreateActivity is idempotent by name and returns the
+   * existing ARN; some other implementations (moto) answer ActivityAlreadyExists instead, so that
+   * answer is resolved through ListActivities.
+   */
   async resolveActivityArn(activityName: string): Promise<string> {
-    const result = await this.#reportClient.send(new CreateActivityCommand({ name: activityName }));
-    if (!result.activityArn) throw new Error(`CreateActivity for "${activityName}" returned no activityArn`);
-    return result.activityArn;
+    try {
+      const result = await this.#reportClient.send(new CreateActivityCommand({ name: activityName }));
+      if (!result.activityArn)
+        throw new Error(`CreateActivity for "${activityName}" returned no activityArn`);
+      return result.activityArn;
+    } catch (error) {
+      if (errorCode(error) !== "ActivityAlreadyExists") throw error;
+      return this.#findActivityArn(activityName);
+    }
   }
 
   /**
@@ -128,6 +139,16 @@ export class StepFunctions {
       if (isTaskGone(error)) return { kind: "gone", code: error.name, message: error.message };
       throw error;
     }
+  }
+
+  async #findActivityArn(activityName: string): Promise<string> {
+    for await (const page of paginateListActivities({ client: this.#reportClient }, {})) {
+      const found = page.activities?.find((activity) => activity.name === activityName);
+      if (found?.activityArn) return found.activityArn;
+    }
+    throw new Error(
+      `activity "${activityName}" exists according to CreateActivity but ListActivities does not show it`,
+    );
   }
 
   destroy(): void {
