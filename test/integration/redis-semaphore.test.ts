@@ -124,6 +124,21 @@ describe("RedisSemaphore (real redis-server)", function () {
     expect(acquiredAt - releasedAt).to.be.below(500);
   });
 
+  it("hands a released permit to a waiter of the same process in one step, within the limit", async () => {
+    const a = await process_({ limit: 1, recheckMs: 10_000 });
+    const b = await process_({ limit: 1, recheckMs: 10_000 });
+    const held = await a.acquire(never);
+    const winners: string[] = [];
+    const fromB = b.acquire(never).then((p) => (winners.push("b"), p));
+    const fromA = a.acquire(never).then((p) => (winners.push("a"), p));
+    await sleep(100);
+    await held.release();
+    await (await fromA).release(); // no local waiter left: released to the pool, B is woken
+    await (await fromB).release();
+    expect(winners).to.deep.equal(["a", "b"]);
+    expect(await holders()).to.equal(0);
+  });
+
   it("gives a crashed holder's permits back within the lease TTL", async () => {
     const crashed = await process_({ limit: 2, leaseTtlMs: 1000 });
     await crashed.acquire(never);

@@ -28,11 +28,12 @@ import { abortError, checkLimit, type Permit, type Semaphore, type SemaphoreHeal
 import { WaiterQueue } from "../waiter-queue.ts";
 import { LuaScript, type RedisConnection } from "./connection.ts";
 import { type SemaphoreKeys, semaphoreKeys } from "./keys.ts";
-import { ACQUIRE, REFRESH, RELEASE } from "./scripts.ts";
+import { ACQUIRE, REFRESH, RELEASE, TRANSFER } from "./scripts.ts";
 
 const acquireScript = new LuaScript(ACQUIRE);
 const refreshScript = new LuaScript(REFRESH);
 const releaseScript = new LuaScript(RELEASE);
+const transferScript = new LuaScript(TRANSFER);
 
 /** Defaults, documented in the README. */
 export const DEFAULT_LEASE_TTL_MS = 15_000;
@@ -187,7 +188,7 @@ export class RedisSemaphore implements Semaphore {
             break;
           }
           const batch = this.#waiters.head(this.#limit);
-          const ids = batch.map(() => `${this.#holderName}:${randomUUID()}`);
+          const ids = batch.map(() => this.#newId());
           const [granted, earliestExpiryMs] = (await acquireScript.run(
             this.#connection.client,
             [this.keys.holders],
@@ -227,10 +228,46 @@ export class RedisSemaphore implements Semaphore {
         if (released) return;
         released = true;
         this.#held.delete(id);
+        const next = this.#blockedReason() ? undefined : this.#waiters.head(1)[0];
+        if (next && (await this.#transfer(id, next))) return;
         await this.#releaseIds([id]);
         void this.#pump();
       },
     };
+  }
+
+  /**
+   * Gives a released permit straight to a local waiter (one round trip instead of a release and an
+   * acquire). Returns false when it could not (Redis refused for the limit, or failed); the caller
+   * then releases as usual. A process with waiters of its own thus serves them first; other
+   * processes get permits when it has none waiting.
+   */
+  async #transfer(id: string, waiter: Parameters<WaiterQueue<Permit>["resolve"]>[0]): Promise<boolean> {
+    const nextId = this.#newId();
+    let moved: unknown;
+    try {
+      moved = await transferScript.run(
+        this.#connection.client,
+        [this.keys.holders],
+        [this.#limit, this.#ttlMs, this.keys.released, this.#publisherId, id, nextId],
+      );
+    } catch (error) {
+      this.#connection.recordError("release", error);
+      return false;
+    }
+    if (moved !== 1) return true; // released (and announced) by the script
+    this.#held.set(nextId, { id: nextId, confirmedAt: performance.now(), lost: false });
+    if (!this.#waiters.resolve(waiter, this.#permit(nextId))) {
+      // The waiter was served by the pump or aborted meanwhile: give the new lease back.
+      this.#held.delete(nextId);
+      await this.#releaseIds([nextId]);
+    }
+    void this.#pump();
+    return true;
+  }
+
+  #newId(): string {
+    return `${this.#holderName}:${randomUUID()}`;
   }
 
   async #releaseIds(ids: string[]): Promise<void> {
@@ -259,7 +296,12 @@ export class RedisSemaphore implements Semaphore {
         [this.keys.holders],
         [this.#limit, this.#ttlMs, ...leases.map((lease) => lease.id)],
       )) as [number, ...string[]];
-      const [reacquired, ...lostIds] = result;
+      const [reacquiredCount, ...rest] = result;
+      const reacquired = rest.slice(0, reacquiredCount);
+      const lostIds = rest.slice(reacquiredCount);
+      // A lease released while this refresh was on its way was re-taken by it: give it back.
+      const stale = reacquired.filter((id) => !this.#held.has(id));
+      if (stale.length > 0) await this.#releaseIds(stale);
       const lost = new Set(lostIds);
       let newlyLost = 0;
       for (const lease of leases) {
@@ -273,7 +315,11 @@ export class RedisSemaphore implements Semaphore {
         }
       }
       if (this.#waiters.length > 0) void this.#pump();
-      if (reacquired > 0) this.#log.info("re-registered leases that Redis had lost", { count: reacquired });
+      if (reacquired.length > stale.length) {
+        this.#log.info("re-registered leases that Redis had lost", {
+          count: reacquired.length - stale.length,
+        });
+      }
       if (newlyLost > 0) {
         this.#onLeasesLost?.(newlyLost);
         this.#log.warn(

@@ -39,35 +39,55 @@ return {granted, wait}
  * Extends the leases of the given ids (ARGV[3..]). A lease that is gone (it expired while this
  * holder could not reach Redis, or Redis lost its data in a restart) is taken again when the limit
  * leaves room, so a task still running is counted again; otherwise it is reported lost.
- * Returns {reacquired, lostId...}.
+ * Returns {n, reacquiredId x n, lostId...}: the caller gives back a re-taken lease whose permit was
+ * released meanwhile.
  */
 export const REFRESH = `${PRELUDE}
 local lost = {}
-local reacquired = 0
+local reacquired = {}
 for i = 3, #ARGV do
   if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
     redis.call('ZADD', KEYS[1], 'XX', now + ttl, ARGV[i])
   elseif redis.call('ZCARD', KEYS[1]) < limit then
     redis.call('ZADD', KEYS[1], now + ttl, ARGV[i])
-    reacquired = reacquired + 1
+    table.insert(reacquired, ARGV[i])
   else
     table.insert(lost, ARGV[i])
   end
 end
 if redis.call('ZCARD', KEYS[1]) > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
-table.insert(lost, 1, reacquired)
-return lost
+local result = {#reacquired}
+for _, id in ipairs(reacquired) do table.insert(result, id) end
+for _, id in ipairs(lost) do table.insert(result, id) end
+return result
 `;
 
 /**
- * Removes the given ids (ARGV[2..]) and, when any was still held, publishes on channel ARGV[1] so
- * that waiters in every process try again at once instead of polling. Returns how many were held.
+ * Removes the given ids (ARGV[3..]) and, when any was still held, publishes this process's id
+ * (ARGV[2]) on channel ARGV[1], so that waiters in every other process try again at once instead
+ * of polling. Returns how many were held.
  */
 export const RELEASE = `
 local removed = 0
-for i = 2, #ARGV do
+for i = 3, #ARGV do
   removed = removed + redis.call('ZREM', KEYS[1], ARGV[i])
 end
-if removed > 0 then redis.call('PUBLISH', ARGV[1], removed) end
+if removed > 0 then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
 return removed
+`;
+
+/**
+ * Hands a released permit to a waiter of the same process in one round trip: removes lease
+ * ARGV[5] and, if the limit (ARGV[1]) still leaves room, adds lease ARGV[6] (returns 1). Otherwise
+ * (a lowered limit) it only releases, publishing like RELEASE (returns 0).
+ */
+export const TRANSFER = `${PRELUDE}
+redis.call('ZREM', KEYS[1], ARGV[5])
+if redis.call('ZCARD', KEYS[1]) < limit then
+  redis.call('ZADD', KEYS[1], now + ttl, ARGV[6])
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  return 1
+end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 0
 `;
