@@ -129,8 +129,12 @@ describe("RedisSemaphore (real redis-server)", function () {
     const b = await process_({ limit: 1, recheckMs: 10_000 });
     const held = await a.acquire(never);
     const winners: string[] = [];
-    const fromB = b.acquire(never).then((p) => (winners.push("b"), p));
-    const fromA = a.acquire(never).then((p) => (winners.push("a"), p));
+    const record = (name: string) => (permit: Permit) => {
+      winners.push(name);
+      return permit;
+    };
+    const fromB = b.acquire(never).then(record("b"));
+    const fromA = a.acquire(never).then(record("a"));
     await sleep(100);
     await held.release();
     await (await fromA).release(); // no local waiter left: released to the pool, B is woken
