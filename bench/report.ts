@@ -1,0 +1,341 @@
+/**
+ * BENCHMARKS.md: machine, commands, figures, targets and how each figure was measured, rendered from
+ * the results of one run; plus the checks that make a run (quick or full) fail.
+ */
+import { DEFAULT_LEASE_TTL_MS, DEFAULT_RECHECK_MS } from "../src/semaphore/redis/redis-semaphore.ts";
+import type { DispatchResult, DispatchVariant } from "./dispatch.ts";
+import type { MachineInfo } from "./proc.ts";
+import { type Implementation, LIBRARY_OPTIONS, type SemaphoreResult } from "./semaphore.ts";
+
+export interface BenchReport {
+  quick: boolean;
+  only: string | undefined;
+  startedAt: Date;
+  durationS: number;
+  machine: MachineInfo;
+  loadStart: string;
+  loadEnd: string;
+  semaphore:
+    | {
+        settings: {
+          contenders: number;
+          limit: number;
+          holdMs: number;
+          instanceCounts: number[];
+          warmupMs: number;
+          windowMs: number;
+          longHoldMs: number;
+          longHoldWindowMs: number;
+        };
+        results: SemaphoreResult[];
+      }
+    | undefined;
+  dispatch:
+    | {
+        settings: {
+          loops: number;
+          rounds: number;
+          warmupMs: number;
+          windowMs: number;
+          quickTasks: number;
+          longPollSeconds: number;
+        };
+        emulatorCommand: string;
+        targetCommand: string;
+        results: DispatchResult[];
+      }
+    | undefined;
+}
+
+/** Targets of the issue. */
+export const TARGETS = {
+  /** Our cycles/s at least the library's. */
+  throughputRatio: 1,
+  /** Our hand-off p99 at most this share of the library's. */
+  handoffP99Share: 1 / 5,
+  /** The poller's tasks/s at least this share of the bare loop's. */
+  dispatchRatio: 0.9,
+  /** And at least this many tasks/s (GetActivityTask's per-account refill rate in the largest regions). */
+  dispatchMin: 500,
+};
+
+const VARIANT_NAMES: Record<DispatchVariant, string> = {
+  bare: "bare SDK loop",
+  poller: "`sfn-operator local`, in-process semaphore",
+  "poller-redis": "`sfn-operator local`, Redis semaphore",
+};
+
+interface SemaphoreVerdict {
+  instances: number;
+  ours: SemaphoreResult;
+  library: SemaphoreResult;
+  throughputMet: boolean;
+  handoffMet: boolean;
+}
+
+interface DispatchVerdict {
+  variant: DispatchVariant;
+  median: number;
+  ratio: number;
+  ratioMet: boolean;
+  minMet: boolean;
+  peakRssBytes: number;
+  /** Median CPU ms of the measured process per task. */
+  cpuMsPerTask: number;
+}
+
+function semaphoreVerdicts(report: BenchReport): SemaphoreVerdict[] {
+  const results = report.semaphore?.results ?? [];
+  const holdMs = report.semaphore?.settings.holdMs;
+  const find = (implementation: Implementation, instances: number): SemaphoreResult | undefined =>
+    results.find(
+      (r) => r.implementation === implementation && r.instances === instances && r.holdMs === holdMs,
+    );
+  const verdicts: SemaphoreVerdict[] = [];
+  for (const instances of report.semaphore?.settings.instanceCounts ?? []) {
+    const ours = find("sfn-operator", instances);
+    const library = find("redis-semaphore", instances);
+    if (!ours || !library) continue;
+    verdicts.push({
+      instances,
+      ours,
+      library,
+      throughputMet: ours.cyclesPerSecond >= TARGETS.throughputRatio * library.cyclesPerSecond,
+      handoffMet: ours.handoffMs.p99 <= TARGETS.handoffP99Share * library.handoffMs.p99,
+    });
+  }
+  return verdicts;
+}
+
+function median(values: number[]): number {
+  const sorted = values.toSorted((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+function ratesOf(report: BenchReport, variant: DispatchVariant): DispatchResult[] {
+  return (report.dispatch?.results ?? []).filter((r) => r.variant === variant);
+}
+
+function dispatchVerdicts(report: BenchReport): DispatchVerdict[] {
+  const bare = ratesOf(report, "bare");
+  if (bare.length === 0) return [];
+  const bareMedian = median(bare.map((r) => r.tasksPerSecond));
+  return (["bare", "poller", "poller-redis"] as DispatchVariant[])
+    .map((variant) => ({ variant, runs: ratesOf(report, variant) }))
+    .filter(({ runs }) => runs.length > 0)
+    .map(({ variant, runs }) => {
+      const value = median(runs.map((r) => r.tasksPerSecond));
+      return {
+        variant,
+        median: value,
+        ratio: value / bareMedian,
+        ratioMet: value >= TARGETS.dispatchRatio * bareMedian,
+        minMet: value >= TARGETS.dispatchMin,
+        peakRssBytes: Math.max(...runs.map((r) => r.peakRssBytes ?? 0)),
+        cpuMsPerTask: median(runs.map((r) => r.cpuMsPerTask)),
+      };
+    });
+}
+
+/** What makes the run fail: broken machinery, never speed. */
+export function checkProblems(report: BenchReport): string[] {
+  const problems: string[] = [];
+  for (const r of report.semaphore?.results ?? []) {
+    const name = `semaphore ${r.implementation} x${r.instances}`;
+    if (!(r.cyclesPerSecond > 0)) problems.push(`${name}: no cycle completed in the window`);
+    if (r.handoffMs.count === 0) problems.push(`${name}: no hand-off measured`);
+    if (r.maxHeld > r.limit) problems.push(`${name}: ${r.maxHeld} permits held at once, limit ${r.limit}`);
+    if (r.errors > 0) problems.push(`${name}: ${r.errors} failed acquisition(s) or lost lock(s)`);
+  }
+  for (const r of report.dispatch?.results ?? []) {
+    const name = `dispatch ${r.variant} round ${r.round}`;
+    if (!(r.tasksPerSecond > 0)) problems.push(`${name}: no throughput`);
+    for (const problem of r.problems) problems.push(`${name}: ${problem}`);
+  }
+  return problems;
+}
+
+const ms = (value: number): string => (Number.isFinite(value) ? value.toFixed(3) : "-");
+const int = (value: number): string =>
+  Number.isFinite(value) ? Math.round(value).toLocaleString("en-US") : "-";
+const mib = (bytes: number | undefined): string => (bytes ? `${(bytes / 2 ** 20).toFixed(0)} MiB` : "-");
+const yes = (met: boolean): string => (met ? "**met**" : "**not met**");
+const pct = (share: number): string => (Number.isFinite(share) ? `${Math.round(share * 100)}%` : "-");
+
+/** A few lines for the terminal. */
+export function summaryLines(report: BenchReport): string[] {
+  const lines: string[] = [];
+  for (const v of semaphoreVerdicts(report)) {
+    lines.push(
+      `semaphore x${v.instances}: ${int(v.ours.cyclesPerSecond)} vs ${int(v.library.cyclesPerSecond)} cycles/s (${yes(v.throughputMet)}), hand-off p99 ${ms(v.ours.handoffMs.p99)} vs ${ms(v.library.handoffMs.p99)} ms (${yes(v.handoffMet)}), ${v.ours.commandsPerAcquisition.toFixed(1)} vs ${v.library.commandsPerAcquisition.toFixed(1)} commands/acquisition`,
+    );
+  }
+  for (const v of dispatchVerdicts(report)) {
+    lines.push(
+      `dispatch ${v.variant}: ${int(v.median)} tasks/s (${v.ratio.toFixed(2)} of bare), peak RSS ${mib(v.peakRssBytes)}`,
+    );
+  }
+  return lines;
+}
+
+export function renderReport(report: BenchReport): string {
+  const out: string[] = [];
+  const push = (...lines: string[]): void => {
+    out.push(...lines);
+  };
+  const m = report.machine;
+  const args = report.quick ? " -- --quick" : report.only ? ` -- --only ${report.only}` : "";
+  push(
+    "# Benchmarks",
+    "",
+    `Written by \`npm run bench${args}\` (bench/run.ts: \`npm run build\`, then \`node dist/bench/run.js\`) on ${report.startedAt.toISOString()}; the run took ${report.durationS.toFixed(0)} s.`,
+    ...(report.quick
+      ? [
+          "",
+          "**Quick mode**: every benchmark ran briefly to check that it works; these figures say nothing about speed.",
+        ]
+      : []),
+    "",
+    "## Machine",
+    "",
+    "| | |",
+    "|---|---|",
+    `| CPUs (\`nproc\`) | ${m.cpus} |`,
+    `| CPU model | ${m.cpuModel} |`,
+    `| memory | ${m.memoryGiB} GiB |`,
+    `| Node.js | ${m.node} |`,
+    `| kernel | ${m.kernel} |`,
+    `| Redis | ${m.redis} |`,
+    `| load average (1, 5, 15 min) at start | ${report.loadStart} |`,
+    `| load average at end | ${report.loadEnd} |`,
+    "",
+    `Every process of a benchmark (Redis, emulator, target, the measured process and the benchmark itself) shares these ${m.cpus} CPUs, and the machine is shared with other work: a load average above ${m.cpus} at the start means something else was running too, and the absolute figures are then lower than on an idle machine (the comparisons within one run are less affected: both sides ran under the same conditions, alternately).`,
+    "",
+  );
+
+  const sv = semaphoreVerdicts(report);
+  const dv = dispatchVerdicts(report);
+  push("## Summary", "", "| figure | sfn-operator | baseline | target | |", "|---|---|---|---|---|");
+  for (const v of sv) {
+    const label = v.instances === 1 ? "one process" : `${v.instances} processes`;
+    push(
+      `| semaphore cycles/s (${label}) | ${int(v.ours.cyclesPerSecond)} | ${int(v.library.cyclesPerSecond)} (redis-semaphore) | at least the library's | ${yes(v.throughputMet)} |`,
+      `| semaphore hand-off p50 / p99 (${label}) | ${ms(v.ours.handoffMs.p50)} / ${ms(v.ours.handoffMs.p99)} ms | ${ms(v.library.handoffMs.p50)} / ${ms(v.library.handoffMs.p99)} ms | p99 at most a fifth of the library's (${ms(v.library.handoffMs.p99 * TARGETS.handoffP99Share)} ms) | ${yes(v.handoffMet)} |`,
+      `| Redis commands per acquisition (${label}) | ${v.ours.commandsPerAcquisition.toFixed(1)} (${v.ours.roundTripsPerAcquisition.toFixed(2)} round trips) | ${v.library.commandsPerAcquisition.toFixed(1)} (${v.library.roundTripsPerAcquisition.toFixed(2)} round trips) | (reported) | |`,
+    );
+  }
+  const bare = dv.find((v) => v.variant === "bare");
+  for (const v of dv.filter((d) => d.variant !== "bare")) {
+    push(
+      `| dispatch tasks/s, ${VARIANT_NAMES[v.variant]} | ${int(v.median)} (${v.ratio.toFixed(2)} of bare) | ${int(bare?.median ?? Number.NaN)} (bare SDK loop) | at least 0.9 of bare, and at least ${TARGETS.dispatchMin} | ratio ${yes(v.ratioMet)}; ${TARGETS.dispatchMin}/s ${yes(v.minMet)} |`,
+    );
+  }
+  for (const v of dv.filter((d) => d.variant !== "bare")) {
+    push(
+      `| CPU per task, ${VARIANT_NAMES[v.variant]} | ${v.cpuMsPerTask.toFixed(3)} ms | ${bare ? `${bare.cpuMsPerTask.toFixed(3)} ms (bare SDK loop)` : ""} | (reported: explains the ratio) | |`,
+    );
+  }
+  for (const v of dv) {
+    push(`| peak RSS, ${VARIANT_NAMES[v.variant]} | ${mib(v.peakRssBytes)} | | (reported) | |`);
+  }
+  push("");
+
+  if (report.semaphore) renderSemaphore(report, push);
+  if (report.dispatch) renderDispatch(report, push);
+  return `${out.join("\n")}\n`;
+}
+
+function renderSemaphore(report: BenchReport, push: (...lines: string[]) => void): void {
+  const semaphore = report.semaphore;
+  if (!semaphore) return;
+  const s = semaphore.settings;
+  push(
+    "## Semaphore: sfn-operator's Redis semaphore against redis-semaphore 5.x",
+    "",
+    "Command: `npm run bench` (this section alone: `npm run bench -- --only semaphore`, which prints its report instead of writing this file). Source: bench/semaphore.ts.",
+    "",
+    "**How measured.** One redis-server (started by the benchmark on a loopback port, no persistence) serves both implementations in the same run, one after the other, the keyspace flushed in between. " +
+      `In the benchmark's own process, ${s.contenders} contenders each loop: acquire → hold ${s.holdMs} ms (a timer, finished on the real clock: a Node timer can fire early when the event loop is busy) → release, with a limit of ${s.limit}. ` +
+      `Each run warms up for ${s.warmupMs / 1000} s, then measures a ${s.windowMs / 1000} s window. ` +
+      "The contenders are spread over 1 or 10 *instances*: an instance is one semaphore object (ours) or one ioredis client (redis-semaphore) with its own Redis connections, so 1 instance is one poller process with all the loops and 10 instances stand for ten processes (pods) of five loops each, whose hand-offs must cross processes (ours: through pub/sub; redis-semaphore: by polling).",
+    "",
+    "- **cycles/s**: acquisitions completed in the window, per second (each is followed by its release).",
+    "- **hand-off latency**: release calls and completed acquisitions are paired first in, first out: every acquisition that did not take one of the never-used permits is paired with the oldest release call not yet paired, and its hand-off is *acquire() resolved − release() called*. Under saturation (more contenders than permits, always true here) these add up exactly to the time permits spent between two holders, so they say how long a freed permit sits unused; the release call's own round trip is included, as a waiting loop sees it. Percentiles by nearest rank over the acquisitions completed in the window.",
+    "- **mean hold**: how long a permit was really held (at least the hold; more when the benchmark's process is short of CPU); cycles/s ≈ limit / (mean hold + mean hand-off), so this tells a slow semaphore from a starved process. **Permits in circulation** = cycles/s × (mean hold + mean hand-off): the permits that really went from holder to holder; below the limit, some permits sat taken in Redis without a holder (leaked or stuck) for part of the window.",
+    "- **Redis commands per acquisition**: the change of `INFO commandstats` (calls summed over every command, except the benchmark's own INFO) from before the first acquisition to after the last release, divided by the acquisitions of the whole run. Redis counts the commands a Lua script runs as well as the script call, so this is the work Redis does; *round trips* counts only the commands the clients sent (EVALSHA/EVAL, and redis-semaphore's ZREM release).",
+    "",
+    `**Options.** redis-semaphore \`Semaphore(client, "bench", $s.limit, options)\`, one object per acquisition (its model), with retryInterval $LIBRARY_OPTIONS.retryIntervalms, lockTimeout $LIBRARY_OPTIONS.lockTimeoutms and refreshInterval $LIBRARY_OPTIONS.refreshIntervalms (the library's defaults), and acquireTimeout ${LIBRARY_OPTIONS.acquireTimeout / 1000} s (longer than any run, so no contender is dropped for waiting; the default is 10 s). ` +
+      `Ours: \`RedisSemaphore\` with its defaults (lease TTL ${DEFAULT_LEASE_TTL_MS / 1000} s refreshed every ${DEFAULT_LEASE_TTL_MS / 3000} s for all leases of the instance in one call, re-check at least every ${DEFAULT_RECHECK_MS / 1000} s), one object per instance shared by its contenders, as a poller process uses it.`,
+    "",
+    `The last two rows (hold ${s.longHoldMs} ms, one instance, a ${s.longHoldWindowMs / 1000} s window) are not a target figure: with permits held longer, waiting dominates, and they show what waiting costs Redis — redis-semaphore's waiters poll every retryInterval whether or not anything was released, ours wait for a release message.`,
+    "",
+    "| implementation | instances | hold ms | cycles/s | hand-offs | p50 ms | p90 ms | p99 ms | max ms | mean ms | commands / acq. | round trips / acq. | commands / s | mean hold ms | permits in circulation | most held |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+  );
+  for (const r of semaphore.results) {
+    push(
+      `| ${r.implementation} | ${r.instances} | ${r.holdMs} | ${int(r.cyclesPerSecond)} | ${int(r.handoffMs.count)} | ${ms(r.handoffMs.p50)} | ${ms(r.handoffMs.p90)} | ${ms(r.handoffMs.p99)} | ${ms(r.handoffMs.max)} | ${ms(r.handoffMs.mean)} | ${r.commandsPerAcquisition.toFixed(2)} | ${r.roundTripsPerAcquisition.toFixed(2)} | ${int(r.commandsPerSecond)} | ${ms(r.meanHoldMs)} | ${((r.cyclesPerSecond * (r.meanHoldMs + r.handoffMs.mean)) / 1000).toFixed(1)} | ${r.maxHeld} / ${r.limit} |`,
+    );
+  }
+  push(
+    "",
+    "Commands per acquisition, by command:",
+    "",
+    "| implementation | instances | hold ms | commands |",
+    "|---|---|---|---|",
+  );
+  for (const r of semaphore.results) {
+    const parts = Object.entries(r.commandBreakdown)
+      .toSorted((a, b) => b[1] - a[1])
+      .map(([name, value]) => `${name} ${value.toFixed(2)}`);
+    push(`| ${r.implementation} | ${r.instances} | ${r.holdMs} | ${parts.join(", ")} |`);
+  }
+  push("");
+}
+
+function renderDispatch(report: BenchReport, push: (...lines: string[]) => void): void {
+  const dispatch = report.dispatch;
+  if (!dispatch) return;
+  const s = dispatch.settings;
+  const poller =
+    dispatch.results.find((r) => r.variant === "poller-redis") ?? dispatch.results.find((r) => r.sourcesFile);
+  const bare = dispatch.results.find((r) => r.variant === "bare");
+  push(
+    "## Dispatch: one poller process against a bare SDK loop",
+    "",
+    "Command: `npm run bench` (this section alone: `npm run bench -- --only dispatch`, printed instead of written here). Source: bench/dispatch.ts, bench/bare-loop.ts, bench/target-server.ts.",
+    "",
+    "Processes, each its own (so the measured process's event loop is alone and its CPU and memory can be read from /proc):",
+    "",
+    `- emulator: \`${dispatch.emulatorCommand}\` (loopback; long polls of ${s.longPollSeconds} s only matter at the end, the backlog answers every poll at once);`,
+    `- instant target: \`${dispatch.targetCommand}\`, a node:http server answering every POST 200 \`{}\` once the body is read;`,
+    `- bare loop: \`${bare?.command ?? "(not run)"}\` — ${s.loops} concurrent loops of GetActivityTask → POST to the target (node:http, keep-alive) → SendTaskSuccess with the answer, one SFNClient (its socket pool raised to ${2 * s.loops}), nothing else: no semaphore, metrics, heartbeats, outcome rules or logging;`,
+    `- poller: \`${poller?.command ?? "(not run)"}\` — the real CLI as users run it; the same with and without the \`redis:\` line (Redis semaphore / in-process semaphore). Sources file (the \`redis:\` line only for the Redis run):`,
+    "",
+    "```yaml",
+    (poller?.sourcesFile ?? "").trimEnd(),
+    "```",
+    "",
+    `**Why ${s.loops} loops.** With an instant target a task costs three loopback round trips (poll, POST, report); by Little's law 500 tasks/s at even 20 ms per task needs only 10 in flight, so ${s.loops} (one poller, maxConcurrency = concurrencyPerPoller = ${s.loops}) keeps the CPU, not the concurrency, as the limit for the poller and the bare loop alike, while staying a realistic size for one pod (and far below the emulator's 1000 waiting polls per activity).`,
+    "",
+    report.quick
+      ? `**How measured (quick mode).** ${s.quickTasks} tasks enqueued before the process starts; tasks/s = ${s.quickTasks} / (time from the process being ready to the emulator counting all of them closed). Then every task must be SUCCEEDED, the process must exit 0 on SIGTERM.`
+      : `**How measured.** For each of ${s.rounds} rounds, the three variants run one after the other (the order rotated each round), each as a fresh process against a freshly reset emulator. The benchmark keeps 2,000–4,000 SCHEDULED tasks queued (the side API's \`POST /_emulator/tasks\` with a count, topped up every 100 ms; the window is rejected if the queue ever ran dry), waits ${s.warmupMs / 1000} s after the process is ready, then reads the emulator's closed-task count (\`GET /_emulator/stats\`) at the start and end of a ${s.windowMs / 1000} s window: tasks/s = difference / elapsed time. The figure is the median over rounds; the ratio is that median over the bare loop's median. After the window the process gets SIGTERM, must exit 0, and the emulator must show no task left STARTED, none FAILED or TIMED_OUT, and no AWS error answer.`,
+    "",
+    "**Peak RSS** is VmHWM from /proc/<pid>/status of the measured process, read at the end of its measurement (before SIGTERM); the table gives the largest over rounds.",
+    "",
+    "**CPU** is user + system time from /proc/<pid>/stat over the window, as a share of one core (100% = one core busy all the time).",
+    "",
+    "| variant | round | tasks/s | tasks | window s | CPU ms / task | CPU: measured | emulator | target | Redis | peak RSS | smallest backlog |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
+  );
+  for (const r of dispatch.results) {
+    push(
+      `| ${VARIANT_NAMES[r.variant]} | ${r.round} | ${int(r.tasksPerSecond)} | ${int(r.measuredTasks)} | ${(r.measuredMs / 1000).toFixed(1)} | ${r.cpuMsPerTask.toFixed(3)} | ${pct(r.cpu.measured)} | ${pct(r.cpu.emulator)} | ${pct(r.cpu.target)} | ${pct(r.cpu.redis)} | ${mib(r.peakRssBytes)} | ${r.minBacklog === undefined ? "-" : int(r.minBacklog)} |`,
+    );
+  }
+  push("");
+}

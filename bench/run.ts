@@ -1,0 +1,202 @@
+/**
+ * `npm run bench`: the benchmarks of the semaphore and of dispatch, written to BENCHMARKS.md with the
+ * machine, the commands, the targets and how each figure was measured.
+ *
+ *   node dist/bench/run.js                      full run (a few minutes), writes BENCHMARKS.md
+ *   node dist/bench/run.js --quick              every benchmark briefly, checks the machinery works
+ *                                               (no speed asserted); report to a temp file
+ *   node dist/bench/run.js --only semaphore     one part (semaphore | dispatch); report to a temp file
+ *   node dist/bench/run.js --out <file>         write the report there instead
+ *
+ * Exits 1 when a check fails (no throughput, a task not reported, the limit exceeded, a process
+ * that did not exit cleanly); missing a speed target is reported, not an error.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { configureLogging } from "../src/observability/logger.ts";
+import { type DispatchResult, type DispatchVariant, runDispatchBench } from "./dispatch.ts";
+import { BENCH_DIST, BIN, Child, loadAverage, machineInfo, REPO_ROOT } from "./proc.ts";
+import { RedisServer } from "./redis-server.ts";
+import { type BenchReport, checkProblems, renderReport, summaryLines } from "./report.ts";
+import { type Implementation, runSemaphoreBench, type SemaphoreResult } from "./semaphore.ts";
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    only: { type: "string" },
+    out: { type: "string" },
+  },
+});
+const quick = values.quick ?? false;
+const only = values.only;
+if (only !== undefined && only !== "semaphore" && only !== "dispatch") {
+  process.stderr.write("--only takes semaphore or dispatch\n");
+  process.exit(2);
+}
+// The in-process semaphores log through the project's logger: keep the benchmark's output clean.
+configureLogging({ level: "warn", format: "text" });
+
+const SEMAPHORE = {
+  contenders: 50,
+  limit: 10,
+  holdMs: 1,
+  /** 1: one process with all the loops; 10: ten processes (pods) of five loops each. */
+  instanceCounts: [1, 10],
+  warmupMs: quick ? 200 : 1_000,
+  windowMs: quick ? 500 : 10_000,
+  /**
+   * Not a target: one more run of each, one instance, with permits held this long, where waiting
+   * dominates: what waiting costs Redis (polling against events).
+   */
+  longHoldMs: 100,
+  longHoldWindowMs: quick ? 500 : 5_000,
+};
+const DISPATCH = {
+  loops: 64,
+  // Five rounds, alternating the variants: the median shrugs off a round slowed by other work.
+  rounds: quick ? 1 : 5,
+  variants: ["bare", "poller", "poller-redis"] as DispatchVariant[],
+  warmupMs: 3_000,
+  windowMs: 10_000,
+  quickTasks: 300,
+  longPollSeconds: 1,
+};
+
+async function main(): Promise<number> {
+  const startedAt = new Date();
+  const started = performance.now();
+  const loadStart = loadAverage();
+  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "sfn-operator-bench-"));
+  const redis = await RedisServer.start();
+  const cleanups: Array<() => Promise<unknown>> = [() => redis.stop()];
+  const report: BenchReport = {
+    quick,
+    only,
+    startedAt,
+    durationS: 0,
+    machine: machineInfo(),
+    loadStart,
+    loadEnd: "",
+    semaphore: undefined,
+    dispatch: undefined,
+  };
+  try {
+    if (only !== "dispatch") {
+      const results: SemaphoreResult[] = [];
+      const runs = [
+        ...SEMAPHORE.instanceCounts.map((instances) => ({
+          instances,
+          holdMs: SEMAPHORE.holdMs,
+          windowMs: SEMAPHORE.windowMs,
+        })),
+        { instances: 1, holdMs: SEMAPHORE.longHoldMs, windowMs: SEMAPHORE.longHoldWindowMs },
+      ];
+      for (const run of runs) {
+        for (const implementation of ["redis-semaphore", "sfn-operator"] as Implementation[]) {
+          say(`semaphore: ${implementation}, ${run.instances} instance(s), hold ${run.holdMs} ms...`);
+          const result = await runSemaphoreBench(implementation, {
+            redisUrl: redis.url,
+            ...SEMAPHORE,
+            ...run,
+          });
+          say(
+            `  ${result.cyclesPerSecond.toFixed(0)} cycles/s, hand-off p50 ${result.handoffMs.p50.toFixed(3)} ms p99 ${result.handoffMs.p99.toFixed(3)} ms, ${result.commandsPerAcquisition.toFixed(1)} commands/acquisition`,
+          );
+          results.push(result);
+        }
+      }
+      report.semaphore = { settings: SEMAPHORE, results };
+    }
+
+    if (only !== "semaphore") {
+      const emulatorArgs = [
+        BIN,
+        "emulator",
+        "--port",
+        "0",
+        "--long-poll-seconds",
+        String(DISPATCH.longPollSeconds),
+      ];
+      const emulator = new Child("emulator", emulatorArgs, { SFN_LOG_LEVEL: "warn" });
+      cleanups.push(() => emulator.stop());
+      const target = new Child("target", [path.join(BENCH_DIST, "target-server.js")]);
+      cleanups.push(() => target.stop());
+      const emulatorUrl = (await emulator.waitFor(/listening on (http:\/\/\S+)/))[1] as string;
+      const targetUrl = (await target.waitFor(/listening (http:\/\/\S+)/))[1] as string;
+      const results: DispatchResult[] = [];
+      for (let round = 1; round <= DISPATCH.rounds; round++) {
+        // Rotate the order each round, so that no variant always runs first (or right after another).
+        const order = DISPATCH.variants.map(
+          (_, i) => DISPATCH.variants[(i + round - 1) % DISPATCH.variants.length] as DispatchVariant,
+        );
+        for (const variant of order) {
+          say(`dispatch: ${variant}, round ${round}/${DISPATCH.rounds}...`);
+          const result = await runDispatchBench(
+            {
+              emulatorUrl,
+              emulatorPid: emulator.pid,
+              targetUrl,
+              targetPid: target.pid,
+              redisUrl: redis.url,
+              redisPid: redis.pid,
+              workDir,
+            },
+            {
+              variant,
+              round,
+              loops: DISPATCH.loops,
+              mode: quick
+                ? { kind: "fixed", tasks: DISPATCH.quickTasks }
+                : { kind: "window", warmupMs: DISPATCH.warmupMs, windowMs: DISPATCH.windowMs },
+            },
+          );
+          say(
+            `  ${result.tasksPerSecond.toFixed(0)} tasks/s, ${result.cpuMsPerTask.toFixed(3)} CPU ms/task, peak RSS ${((result.peakRssBytes ?? 0) / 2 ** 20).toFixed(0)} MiB${result.problems.length > 0 ? `; PROBLEMS: ${result.problems.join("; ")}` : ""}`,
+          );
+          results.push(result);
+        }
+      }
+      report.dispatch = {
+        settings: DISPATCH,
+        emulatorCommand: `${emulator.command}`,
+        targetCommand: target.command,
+        results,
+      };
+    }
+  } finally {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+    fs.rmSync(workDir, { recursive: true, force: true });
+  }
+
+  report.loadEnd = loadAverage();
+  report.durationS = (performance.now() - started) / 1000;
+  const markdown = renderReport(report);
+  const out =
+    values.out ??
+    (quick || only
+      ? path.join(os.tmpdir(), `sfn-operator-bench-${quick ? "quick" : only}.md`)
+      : path.join(REPO_ROOT, "BENCHMARKS.md"));
+  fs.writeFileSync(out, markdown);
+  say("");
+  for (const line of summaryLines(report)) say(line);
+  say(`report: ${out} (${report.durationS.toFixed(1)} s)`);
+  const problems = checkProblems(report);
+  for (const problem of problems) say(`CHECK FAILED: ${problem}`);
+  return problems.length > 0 ? 1 : 0;
+}
+
+function say(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(
+      `bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    process.exit(1);
+  },
+);
