@@ -118,7 +118,10 @@ export class Child {
 
   constructor(name: string, args: string[], env: NodeJS.ProcessEnv = {}) {
     this.name = name;
-    this.command = ["node", ...args.map((arg) => path.relative(REPO_ROOT, arg) || arg)].join(" ");
+    this.command = [
+      "node",
+      ...args.map((arg) => (arg.startsWith(`${REPO_ROOT}/`) ? path.relative(REPO_ROOT, arg) : arg)),
+    ].join(" ");
     this.process = spawn(process.execPath, args, {
       cwd: REPO_ROOT,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
