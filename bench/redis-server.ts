@@ -1,9 +1,8 @@
 /**
  * A throwaway redis-server for the benchmarks, on a free loopback port, without persistence.
  *
- * Copied (start and stop only) from test/support/redis.ts rather than imported: the build
- * (tsconfig.build.json) compiles src, bench and demo, and a test harness pulled into it would tie
- * the benchmark's build to test-only code. Keep the two in step when the way we run Redis changes.
+ * The test harness (test/support/redis.ts) builds on this module's `freePort` and `waitForRedis`;
+ * the dependency goes that way because the build compiles bench/ but not test/.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -49,7 +48,7 @@ export class RedisServer {
     args.push("--dir", dir, "--protected-mode", "no");
     const child = spawn("redis-server", args, { stdio: ["ignore", "pipe", "pipe"] });
     const server = new RedisServer(`redis://127.0.0.1:${port}`, dir, child);
-    await server.#waitUntilUp();
+    await waitForRedis(server.url, () => server.#log);
     return server;
   }
 
@@ -71,26 +70,23 @@ export class RedisServer {
     }
     fs.rmSync(this.#dir, { recursive: true, force: true });
   }
+}
 
-  async #waitUntilUp(timeoutMs = 10_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const client = new Redis(this.url, {
-        lazyConnect: true,
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => null,
-      });
-      client.on("error", () => {}); // refused while starting: expected
-      try {
-        await client.connect();
-        if ((await client.ping()) === "PONG") return;
-      } catch {
-        // not yet
-      } finally {
-        client.disconnect();
-      }
-      if (Date.now() > deadline) throw new Error(`redis-server did not start on ${this.url}:\n${this.#log}`);
-      await new Promise((r) => setTimeout(r, 50));
+/** Waits until the Redis at `url` answers PING; the error carries `log()` (the server's output). */
+export async function waitForRedis(url: string, log: () => string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    client.on("error", () => {}); // refused while starting: expected
+    try {
+      await client.connect();
+      if ((await client.ping()) === "PONG") return;
+    } catch {
+      // not yet
+    } finally {
+      client.disconnect();
     }
+    if (Date.now() > deadline) throw new Error(`redis-server did not start on ${url}:\n${log()}`);
+    await new Promise((r) => setTimeout(r, 50));
   }
 }

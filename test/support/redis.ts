@@ -7,18 +7,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { Redis } from "ioredis";
+import { freePort, waitForRedis } from "../../bench/redis-server.ts";
 
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+export { freePort };
 
 export class RedisServer {
   readonly url: string;
@@ -73,25 +67,7 @@ export class RedisServer {
   }
 
   async waitUntilUp(timeoutMs = 10_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const client = new Redis(this.url, {
-        lazyConnect: true,
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => null,
-      });
-      client.on("error", () => {}); // refused while starting: expected
-      try {
-        await client.connect();
-        if ((await client.ping()) === "PONG") return;
-      } catch {
-        // not yet
-      } finally {
-        client.disconnect();
-      }
-      if (Date.now() > deadline) throw new Error(`redis-server did not start on ${this.url}:\n${this.#log}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitForRedis(this.url, () => this.#log, timeoutMs);
   }
 
   /** A plain client for assertions (remember to disconnect). */
