@@ -261,8 +261,9 @@ export class RedisSemaphore implements Semaphore {
       // The waiter was served by the pump or aborted meanwhile: give the new lease back.
       this.#held.delete(nextId);
       await this.#releaseIds([nextId]);
+      void this.#pump();
     }
-    void this.#pump();
+    // A hand-over frees no capacity: no pump (it would only try, and fail, to acquire).
     return true;
   }
 
