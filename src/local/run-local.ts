@@ -51,7 +51,8 @@ export async function runLocal(options: LocalOptions): Promise<number> {
   const sources: SourceRuntime[] = config.sources.map((settings) => ({
     settings,
     loops: loopsFor(settings),
-    semaphoreFor: (activityArn) => semaphores.semaphoreFor(settings, activityArn, settings.maxConcurrency),
+    semaphoreFor: (activityArn, current) =>
+      semaphores.semaphoreFor(current, activityArn, current.maxConcurrency),
   }));
   return runPollers({
     sources,

@@ -26,9 +26,10 @@ export interface PollerDependencies {
   stepFunctions: StepFunctions;
   /**
    * Creates the source's semaphore once the activity ARN is known (the distributed semaphore is
-   * keyed by it). The poller closes it when it stops.
+   * keyed by it), from the settings in force then (maxConcurrency may have changed since start).
+   * The poller closes it when it stops.
    */
-  semaphoreFor: (activityArn: string) => Semaphore;
+  semaphoreFor: (activityArn: string, settings: PollerSettings) => Semaphore;
   target: HttpTarget;
   metrics: PollerMetrics;
 }
@@ -110,7 +111,7 @@ export class Poller {
     const arn = await this.#resolveArn();
     if (arn !== undefined) {
       this.#activityArn = arn;
-      const semaphore = this.#deps.semaphoreFor(arn);
+      const semaphore = this.#deps.semaphoreFor(arn, this.#settings);
       this.#semaphore = semaphore;
       if (this.#state === "starting") this.#state = "running";
       this.#log.info("polling", {

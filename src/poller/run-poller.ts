@@ -25,16 +25,17 @@ export async function runPollerCommand(options: PollerCommandOptions): Promise<n
     metrics,
   });
   // Without Redis a pod can only bound itself; with it, the limit is the source's, cluster-wide.
-  const limit = config.redisUrl
-    ? settings.maxConcurrency
-    : Math.min(settings.maxConcurrency, settings.concurrencyPerPoller);
-  if (!config.redisUrl) log.warn("no SFN_REDIS_URL: concurrency is limited per pod only", { limit });
+  const limitOf = (current: typeof settings): number =>
+    config.redisUrl ? current.maxConcurrency : Math.min(current.maxConcurrency, current.concurrencyPerPoller);
+  if (!config.redisUrl)
+    log.warn("no SFN_REDIS_URL: concurrency is limited per pod only", { limit: limitOf(settings) });
   return runPollers({
     sources: [
       {
         settings,
         loops: settings.concurrencyPerPoller,
-        semaphoreFor: (activityArn) => semaphores.semaphoreFor(settings, activityArn, limit),
+        semaphoreFor: (activityArn, current) =>
+          semaphores.semaphoreFor(current, activityArn, limitOf(current)),
       },
     ],
     metrics,

@@ -23,8 +23,8 @@ export interface SourceRuntime {
   settings: PollerSettings;
   /** Poll loops to run in this process for the source. */
   loops: number;
-  /** The source's semaphore, created once its activity ARN is known. */
-  semaphoreFor: (activityArn: string) => Semaphore;
+  /** The source's semaphore, created once its activity ARN is known (see PollerDependencies). */
+  semaphoreFor: (activityArn: string, settings: PollerSettings) => Semaphore;
 }
 
 export interface PollerRuntimeOptions {

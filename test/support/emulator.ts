@@ -1,7 +1,6 @@
 /**
  * Test helpers around the Step Functions emulator: start one in-process, talk to it with the real
- * AWS SDK and with the side API client, and hand its address to child processes the way production
- * code finds AWS (`AWS_ENDPOINT_URL_SFN` plus the SDK's usual credential and region variables).
+ * AWS SDK and with the side API client. Child processes find it through `awsEnvFor` (cli.ts).
  */
 import { SFNClient, type SFNClientConfig } from "@aws-sdk/client-sfn";
 import { EmulatorClient } from "../../src/emulator/client.ts";
@@ -23,8 +22,6 @@ export interface TestEmulator {
   readonly side: EmulatorClient;
   /** A real SFNClient pointed at the emulator; `maxAttempts: 1` for tests that assert errors. */
   sfn(overrides?: Partial<SFNClientConfig>): SFNClient;
-  /** Environment variables that point a child process's AWS SDK at the emulator. */
-  env(): Record<string, string>;
   /** Stop the emulator (open long polls are answered first), then destroy the SDK clients of `sfn()`. */
   close(): Promise<void>;
 }
@@ -45,14 +42,6 @@ export async function startTestEmulator(options: EmulatorOptions = {}): Promise<
       });
       clients.push(client);
       return client;
-    },
-    env() {
-      return {
-        AWS_ENDPOINT_URL_SFN: emulator.url,
-        AWS_REGION: options.region ?? TEST_REGION,
-        AWS_ACCESS_KEY_ID: FAKE_CREDENTIALS.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: FAKE_CREDENTIALS.secretAccessKey,
-      };
     },
     async close() {
       await emulator.close();
