@@ -99,7 +99,7 @@ async function processTask(
     });
     return "gone";
   }
-  const outcome = decideOutcome(result, { method: "POST", path: new URL(ctx.target.url).pathname });
+  const outcome = decideOutcome(result, { method: "POST", path: ctx.target.path });
   if (outcome.kind === "failure") {
     log.info("task failed", {
       error: outcome.error,

@@ -37,6 +37,8 @@ export interface TargetRequest {
 
 export class HttpTarget {
   readonly url: string;
+  /** The request path, for causes ("POST /step/sum answered ..."). */
+  readonly path: string;
   readonly #url: URL;
   readonly #agent: http.Agent;
   readonly #request: typeof http.request;
@@ -45,6 +47,7 @@ export class HttpTarget {
   constructor(url: string, maxSockets: number) {
     this.url = url;
     this.#url = new URL(url);
+    this.path = this.#url.pathname;
     const secure = this.#url.protocol === "https:";
     // keepAliveMsecs: the TCP keep-alive probe delay axios used (60 s), so that sockets behave alike.
     const agentOptions = { keepAlive: true, keepAliveMsecs: 60_000, maxSockets, proxyEnv: process.env };
