@@ -22,6 +22,7 @@ export interface BenchReport {
           limit: number;
           holdMs: number;
           instanceCounts: number[];
+          crossingInstances: number;
           warmupMs: number;
           windowMs: number;
           longHoldMs: number;
@@ -84,17 +85,37 @@ interface DispatchVerdict {
   cpuMsPerTask: number;
 }
 
-function semaphoreVerdicts(report: BenchReport): SemaphoreVerdict[] {
-  const results = report.semaphore?.results ?? [];
+/** The result of a run at the target settings (hold, contenders) with this many instances. */
+function findSemaphoreRun(
+  report: BenchReport,
+  implementation: Implementation,
+  instances: number,
+  contenders: number | undefined = report.semaphore?.settings.contenders,
+): SemaphoreResult | undefined {
   const holdMs = report.semaphore?.settings.holdMs;
-  const find = (implementation: Implementation, instances: number): SemaphoreResult | undefined =>
-    results.find(
-      (r) => r.implementation === implementation && r.instances === instances && r.holdMs === holdMs,
-    );
+  return (report.semaphore?.results ?? []).find(
+    (r) =>
+      r.implementation === implementation &&
+      r.instances === instances &&
+      r.contenders === contenders &&
+      r.holdMs === holdMs,
+  );
+}
+
+/** The run without local hand-over (one loop per instance), ours and the library's. */
+function crossingRuns(report: BenchReport): { ours: SemaphoreResult; library: SemaphoreResult } | undefined {
+  const instances = report.semaphore?.settings.crossingInstances;
+  if (instances === undefined) return undefined;
+  const ours = findSemaphoreRun(report, "sfn-operator", instances, instances);
+  const library = findSemaphoreRun(report, "redis-semaphore", instances, instances);
+  return ours && library ? { ours, library } : undefined;
+}
+
+function semaphoreVerdicts(report: BenchReport): SemaphoreVerdict[] {
   const verdicts: SemaphoreVerdict[] = [];
   for (const instances of report.semaphore?.settings.instanceCounts ?? []) {
-    const ours = find("sfn-operator", instances);
-    const library = find("redis-semaphore", instances);
+    const ours = findSemaphoreRun(report, "sfn-operator", instances);
+    const library = findSemaphoreRun(report, "redis-semaphore", instances);
     if (!ours || !library) continue;
     verdicts.push({
       instances,
@@ -164,13 +185,23 @@ const int = (value: number): string =>
 const mib = (bytes: number | undefined): string => (bytes ? `${(bytes / 2 ** 20).toFixed(0)} MiB` : "-");
 const yes = (met: boolean): string => (met ? "**met**" : "**not met**");
 const pct = (share: number): string => (Number.isFinite(share) ? `${Math.round(share * 100)}%` : "-");
+/** Share of hand-offs that crossed instances, their p50 / p99, and the instances served. */
+const crossingCell = (r: SemaphoreResult): string =>
+  `${pct(r.crossInstanceShare)} (p50 / p99 ${ms(r.crossInstanceHandoffMs.p50)} / ${ms(r.crossInstanceHandoffMs.p99)} ms); ${r.instancesServed} of ${r.instances} instances served`;
 
 /** A few lines for the terminal. */
 export function summaryLines(report: BenchReport): string[] {
   const lines: string[] = [];
   for (const v of semaphoreVerdicts(report)) {
     lines.push(
-      `semaphore x${v.instances}: ${int(v.ours.cyclesPerSecond)} vs ${int(v.library.cyclesPerSecond)} cycles/s (${yes(v.throughputMet)}), hand-off p99 ${ms(v.ours.handoffMs.p99)} vs ${ms(v.library.handoffMs.p99)} ms (${yes(v.handoffMet)}), ${v.ours.commandsPerAcquisition.toFixed(1)} vs ${v.library.commandsPerAcquisition.toFixed(1)} commands/acquisition`,
+      `semaphore x${v.instances}: ${int(v.ours.cyclesPerSecond)} vs ${int(v.library.cyclesPerSecond)} cycles/s (${yes(v.throughputMet)}), hand-off p99 ${ms(v.ours.handoffMs.p99)} vs ${ms(v.library.handoffMs.p99)} ms (${yes(v.handoffMet)}), ${v.ours.commandsPerAcquisition.toFixed(1)} vs ${v.library.commandsPerAcquisition.toFixed(1)} commands/acquisition, ${pct(v.ours.crossInstanceShare)} vs ${pct(v.library.crossInstanceShare)} of hand-offs cross instances`,
+    );
+  }
+  const crossing = crossingRuns(report);
+  if (crossing) {
+    const { ours, library } = crossing;
+    lines.push(
+      `semaphore ${ours.instances} x 1 loop (not a target): ${int(ours.cyclesPerSecond)} vs ${int(library.cyclesPerSecond)} cycles/s, hand-off p50 ${ms(ours.handoffMs.p50)} vs ${ms(library.handoffMs.p50)} ms, p99 ${ms(ours.handoffMs.p99)} vs ${ms(library.handoffMs.p99)} ms, ${pct(ours.crossInstanceShare)} vs ${pct(library.crossInstanceShare)} of hand-offs cross instances`,
     );
   }
   for (const v of dispatchVerdicts(report)) {
@@ -226,6 +257,20 @@ export function renderReport(report: BenchReport): string {
       `| semaphore hand-off p50 / p99 (${label}) | ${ms(v.ours.handoffMs.p50)} / ${ms(v.ours.handoffMs.p99)} ms | ${ms(v.library.handoffMs.p50)} / ${ms(v.library.handoffMs.p99)} ms | p99 at most a fifth of the library's (${ms(v.library.handoffMs.p99 * TARGETS.handoffP99Share)} ms) | ${yes(v.handoffMet)} |`,
       `| Redis commands per acquisition (${label}) | ${v.ours.commandsPerAcquisition.toFixed(1)} (${v.ours.roundTripsPerAcquisition.toFixed(2)} round trips) | ${v.library.commandsPerAcquisition.toFixed(1)} (${v.library.roundTripsPerAcquisition.toFixed(2)} round trips) | (reported) | |`,
     );
+    if (v.instances > 1) {
+      push(
+        `| semaphore hand-offs crossing processes (${label}) | ${crossingCell(v.ours)} | ${crossingCell(v.library)} | (reported) | |`,
+      );
+    }
+  }
+  const crossing = crossingRuns(report);
+  if (crossing) {
+    const { ours, library } = crossing;
+    const label = `${ours.instances} processes of one loop, no local hand-over`;
+    push(
+      `| semaphore cycles/s (${label}) | ${int(ours.cyclesPerSecond)} | ${int(library.cyclesPerSecond)} (redis-semaphore) | (reported, not a target) | |`,
+      `| semaphore hand-off p50 / p99 (${label}) | ${ms(ours.handoffMs.p50)} / ${ms(ours.handoffMs.p99)} ms | ${ms(library.handoffMs.p50)} / ${ms(library.handoffMs.p99)} ms | (reported, not a target) | |`,
+    );
   }
   const bare = dv.find((v) => v.variant === "bare");
   for (const v of dv.filter((d) => d.variant !== "bare")) {
@@ -258,40 +303,45 @@ function renderSemaphore(report: BenchReport, push: (...lines: string[]) => void
     "Command: `npm run bench` (this section alone: `npm run bench -- --only semaphore`, which prints its report instead of writing this file). Source: bench/semaphore.ts.",
     "",
     "**How measured.** One redis-server (started by the benchmark on a loopback port, no persistence) serves both implementations in the same run, one after the other, the keyspace flushed in between. " +
-      `In the benchmark's own process, ${s.contenders} contenders each loop: acquire → hold ${s.holdMs} ms (a timer, finished on the real clock: a Node timer can fire early when the event loop is busy) → release, with a limit of ${s.limit}. ` +
+      `In the benchmark's own process, ${s.contenders} contenders (${s.crossingInstances} in the run without local hand-over, below) each loop: acquire → hold ${s.holdMs} ms (a timer, finished on the real clock: a Node timer can fire early when the event loop is busy) → release, with a limit of ${s.limit}. ` +
       `Each run warms up for ${s.warmupMs / 1000} s, then measures a ${s.windowMs / 1000} s window. ` +
-      "The contenders are spread over 1 or 10 *instances*: an instance is one semaphore object (ours) or one ioredis client (redis-semaphore) with its own Redis connections, so 1 instance is one poller process with all the loops and 10 instances stand for ten processes (pods) of five loops each, whose hand-offs must cross processes (ours: through pub/sub; redis-semaphore: by polling).",
+      `The contenders are spread evenly over ${s.instanceCounts.join(" or ")} *instances*: an instance is one semaphore object (ours) or one ioredis client (redis-semaphore) with its own Redis connections, so 1 instance is one poller process with all the loops and 10 instances stand for ten processes (pods) of ${s.contenders / 10} loops each. ` +
+      "In the 10-instance run, a process that has waiters of its own serves them first: ours hands a released permit straight to the oldest waiter of the same instance (local hand-over, no Redis round trip), and only a permit released while no loop of its instance waits goes back to Redis, where waiters of other instances are woken through pub/sub. So most of our hand-offs there stay inside an instance, and that run does not measure crossing processes. redis-semaphore keeps nothing per instance: every release goes to Redis, and the first waiter to poll, of whichever instance, takes the permit. " +
+      "The *cross-instance* columns show how many hand-offs crossed instances and how long those took; *instances served* shows how many instances completed at least one acquisition in the window (fewer than all: permits stayed with some processes while the others got none).",
     "",
     "- **cycles/s**: acquisitions completed in the window, per second (each is followed by its release).",
     "- **hand-off latency**: release calls and completed acquisitions are paired first in, first out: every acquisition that did not take one of the never-used permits is paired with the oldest release call not yet paired, and its hand-off is *acquire() resolved − release() called*. Under saturation (more contenders than permits, always true here) these add up exactly to the time permits spent between two holders, so they say how long a freed permit sits unused; the release call's own round trip is included, as a waiting loop sees it. Percentiles by nearest rank over the acquisitions completed in the window.",
     "- **mean hold**: how long a permit was really held (at least the hold; more when the benchmark's process is short of CPU); cycles/s ≈ limit / (mean hold + mean hand-off), so this tells a slow semaphore from a starved process. **Permits in circulation** = cycles/s × (mean hold + mean hand-off): the permits that really went from holder to holder; below the limit, some permits sat taken in Redis without a holder (leaked or stuck) for part of the window.",
+    "- **cross-instance share**: each release call records its instance; a hand-off (paired as above) crosses instances when the acquiring loop's instance is not the releasing one's. The pairing is first in, first out, not the path the permit really took (neither implementation says which release an acquisition got), so this is an approximation: a permit handed over locally need not be the oldest release not yet paired. *cross-instance p50 / p99* are the percentiles of those hand-offs alone.",
     "- **Redis commands per acquisition**: the change of `INFO commandstats` (calls summed over every command, except the benchmark's own INFO) from before the first acquisition to after the last release, divided by the acquisitions of the whole run. Redis counts the commands a Lua script runs as well as the script call, so this is the work Redis does; *round trips* counts only the commands the clients sent (EVALSHA/EVAL, and redis-semaphore's ZREM release).",
     "",
     `**Options.** redis-semaphore \`Semaphore(client, "bench", ${s.limit}, options)\`, one object per acquisition (its model), with retryInterval ${LIBRARY_OPTIONS.retryInterval} ms, lockTimeout ${LIBRARY_OPTIONS.lockTimeout} ms and refreshInterval ${LIBRARY_OPTIONS.refreshInterval} ms (the library's defaults), and acquireTimeout ${LIBRARY_OPTIONS.acquireTimeout / 1000} s (longer than any run, so no contender is dropped for waiting; the default is 10 s). ` +
       `Ours: \`RedisSemaphore\` with its defaults (lease TTL ${DEFAULT_LEASE_TTL_MS / 1000} s refreshed every ${DEFAULT_LEASE_TTL_MS / 3000} s for all leases of the instance in one call, re-check at least every ${DEFAULT_RECHECK_MS / 1000} s), one object per instance shared by its contenders, as a poller process uses it.`,
     "",
+    `The ${s.crossingInstances} × 1 rows (${s.crossingInstances} instances of one loop each; limit, hold, warm-up and window as above) are not a target figure: a releasing instance never has a waiter of its own there, so no permit is handed over locally and every permit goes back through Redis to a waiter of another process — ours: the release script publishes on the semaphore's channel, every waiting instance is woken and runs its acquire script, and one of them gets the permit; redis-semaphore: its waiters poll every retryInterval (${LIBRARY_OPTIONS.retryInterval} ms). The releasing loop asks again right after its release, though, and can take the permit back before a waiter of another instance does; the cross-instance share says how often that did not happen. There are still more loops than permits, so permits are always wanted. All instances run in the benchmark's one process, so the work of every woken instance also takes CPU from that process.`,
+    "",
     `The last two rows (hold ${s.longHoldMs} ms, one instance, a ${s.longHoldWindowMs / 1000} s window) are not a target figure: with permits held longer, waiting dominates, and they show what waiting costs Redis — redis-semaphore's waiters poll every retryInterval whether or not anything was released, ours wait for a release message.`,
     "",
-    "| implementation | instances | hold ms | cycles/s | hand-offs | p50 ms | p90 ms | p99 ms | max ms | mean ms | commands / acq. | round trips / acq. | commands / s | mean hold ms | permits in circulation | most held |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "| implementation | instances | loops | hold ms | cycles/s | hand-offs | p50 ms | p90 ms | p99 ms | max ms | mean ms | cross-instance share | cross-instance p50 / p99 ms | instances served | commands / acq. | round trips / acq. | commands / s | mean hold ms | permits in circulation | most held |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
   );
   for (const r of semaphore.results) {
     push(
-      `| ${r.implementation} | ${r.instances} | ${r.holdMs} | ${int(r.cyclesPerSecond)} | ${int(r.handoffMs.count)} | ${ms(r.handoffMs.p50)} | ${ms(r.handoffMs.p90)} | ${ms(r.handoffMs.p99)} | ${ms(r.handoffMs.max)} | ${ms(r.handoffMs.mean)} | ${r.commandsPerAcquisition.toFixed(2)} | ${r.roundTripsPerAcquisition.toFixed(2)} | ${int(r.commandsPerSecond)} | ${ms(r.meanHoldMs)} | ${((r.cyclesPerSecond * (r.meanHoldMs + r.handoffMs.mean)) / 1000).toFixed(1)} | ${r.maxHeld} / ${r.limit} |`,
+      `| ${r.implementation} | ${r.instances} | ${r.contenders} | ${r.holdMs} | ${int(r.cyclesPerSecond)} | ${int(r.handoffMs.count)} | ${ms(r.handoffMs.p50)} | ${ms(r.handoffMs.p90)} | ${ms(r.handoffMs.p99)} | ${ms(r.handoffMs.max)} | ${ms(r.handoffMs.mean)} | ${pct(r.crossInstanceShare)} | ${ms(r.crossInstanceHandoffMs.p50)} / ${ms(r.crossInstanceHandoffMs.p99)} | ${r.instancesServed} / ${r.instances} | ${r.commandsPerAcquisition.toFixed(2)} | ${r.roundTripsPerAcquisition.toFixed(2)} | ${int(r.commandsPerSecond)} | ${ms(r.meanHoldMs)} | ${((r.cyclesPerSecond * (r.meanHoldMs + r.handoffMs.mean)) / 1000).toFixed(1)} | ${r.maxHeld} / ${r.limit} |`,
     );
   }
   push(
     "",
     "Commands per acquisition, by command:",
     "",
-    "| implementation | instances | hold ms | commands |",
-    "|---|---|---|---|",
+    "| implementation | instances | loops | hold ms | commands |",
+    "|---|---|---|---|---|",
   );
   for (const r of semaphore.results) {
     const parts = Object.entries(r.commandBreakdown)
       .toSorted((a, b) => b[1] - a[1])
       .map(([name, value]) => `${name} ${value.toFixed(2)}`);
-    push(`| ${r.implementation} | ${r.instances} | ${r.holdMs} | ${parts.join(", ")} |`);
+    push(`| ${r.implementation} | ${r.instances} | ${r.contenders} | ${r.holdMs} | ${parts.join(", ")} |`);
   }
   push("");
 }

@@ -47,6 +47,13 @@ const SEMAPHORE = {
   warmupMs: quick ? 200 : 1_000,
   windowMs: quick ? 500 : 10_000,
   /**
+   * Not a target: one more run of each where hand-offs cross processes: this many instances with one
+   * loop each (contenders = instances), so a releasing instance never has a waiter of its own and
+   * every permit goes back through Redis (the releasing loop may still take it back); limit, hold,
+   * warm-up and window as above.
+   */
+  crossingInstances: 20,
+  /**
    * Not a target: one more run of each, one instance, with permits held this long, where waiting
    * dominates: what waiting costs Redis (polling against events).
    */
@@ -88,21 +95,35 @@ async function main(): Promise<number> {
       const runs = [
         ...SEMAPHORE.instanceCounts.map((instances) => ({
           instances,
+          contenders: SEMAPHORE.contenders,
           holdMs: SEMAPHORE.holdMs,
           windowMs: SEMAPHORE.windowMs,
         })),
-        { instances: 1, holdMs: SEMAPHORE.longHoldMs, windowMs: SEMAPHORE.longHoldWindowMs },
+        {
+          instances: SEMAPHORE.crossingInstances,
+          contenders: SEMAPHORE.crossingInstances,
+          holdMs: SEMAPHORE.holdMs,
+          windowMs: SEMAPHORE.windowMs,
+        },
+        {
+          instances: 1,
+          contenders: SEMAPHORE.contenders,
+          holdMs: SEMAPHORE.longHoldMs,
+          windowMs: SEMAPHORE.longHoldWindowMs,
+        },
       ];
       for (const run of runs) {
         for (const implementation of ["redis-semaphore", "sfn-operator"] as Implementation[]) {
-          say(`semaphore: ${implementation}, ${run.instances} instance(s), hold ${run.holdMs} ms...`);
+          say(
+            `semaphore: ${implementation}, ${run.contenders} loops on ${run.instances} instance(s), hold ${run.holdMs} ms...`,
+          );
           const result = await runSemaphoreBench(implementation, {
             redisUrl: redis.url,
             ...SEMAPHORE,
             ...run,
           });
           say(
-            `  ${result.cyclesPerSecond.toFixed(0)} cycles/s, hand-off p50 ${result.handoffMs.p50.toFixed(3)} ms p99 ${result.handoffMs.p99.toFixed(3)} ms, ${result.commandsPerAcquisition.toFixed(1)} commands/acquisition`,
+            `  ${result.cyclesPerSecond.toFixed(0)} cycles/s, hand-off p50 ${result.handoffMs.p50.toFixed(3)} ms p99 ${result.handoffMs.p99.toFixed(3)} ms, ${Number.isFinite(result.crossInstanceShare) ? Math.round(result.crossInstanceShare * 100) : "-"}% of hand-offs cross instances, ${result.commandsPerAcquisition.toFixed(1)} commands/acquisition`,
           );
           results.push(result);
         }

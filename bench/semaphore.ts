@@ -13,6 +13,12 @@
  *   (more contenders than permits) the sum of these is exactly the time permits spent between two
  *   holders, so the distribution says how long a freed permit sits unused. The release call's own
  *   round trip is part of it, as it is of what a waiting loop sees.
+ * - cross-instance hand-offs: each release call records its instance, and a paired hand-off is
+ *   cross-instance when the acquiring loop's instance differs from the releasing one's. The pairing
+ *   is first in, first out, not the permit's real path (neither implementation reports which release
+ *   an acquisition got), so this is an approximation: with local hand-over, a permit that goes
+ *   straight to a waiter of the same instance is not necessarily the oldest release not yet paired.
+ * - instances served: instances whose loops completed at least one acquisition in the window.
  * - Redis commands per acquisition: `INFO commandstats` calls summed over every command (Redis
  *   counts the commands a Lua script runs too) from before the first acquisition to after the last
  *   release, divided by the acquisitions of the whole run; also the client round trips alone.
@@ -73,6 +79,19 @@ export interface SemaphoreResult {
   totalAcquisitions: number;
   /** Hand-off latencies in ms of acquisitions completed in the window. */
   handoffMs: Percentiles;
+  /**
+   * Share of the window's hand-offs whose acquiring instance differs from the releasing one (NaN
+   * when there was none). An approximation: release calls and acquisitions are paired first in,
+   * first out, not by the permit that really passed (see the file's comment).
+   */
+  crossInstanceShare: number;
+  /** Hand-off latencies in ms of the window's cross-instance hand-offs only (count 0, NaN when none). */
+  crossInstanceHandoffMs: Percentiles;
+  /**
+   * Instances of which at least one loop completed an acquisition in the window: fewer than
+   * `instances` means permits stayed with some processes while others got none.
+   */
+  instancesServed: number;
   /** Every Redis command, including those run inside scripts, per acquisition. */
   commandsPerAcquisition: number;
   /** Commands the clients sent (round trips), per acquisition. */
@@ -181,8 +200,12 @@ export async function runSemaphoreBench(
 
   const stop = new AbortController();
   const releases: number[] = [];
+  /** The instance (handle index) of each release call, in the order of `releases`. */
+  const releasedBy: number[] = [];
   let paired = 0;
   const handoffs: number[] = [];
+  const crossInstanceHandoffs: number[] = [];
+  const served = new Set<number>();
   let windowStart = Number.POSITIVE_INFINITY;
   let windowEnd = Number.POSITIVE_INFINITY;
   let windowAcquisitions = 0;
@@ -192,7 +215,7 @@ export async function runSemaphoreBench(
   let holdTotalMs = 0;
   let holds = 0;
 
-  const contender = async (handle: Handle): Promise<void> => {
+  const contender = async (handle: Handle, instance: number): Promise<void> => {
     while (!stop.signal.aborted) {
       let release: () => Promise<void>;
       try {
@@ -208,11 +231,18 @@ export async function runSemaphoreBench(
       maxHeld = Math.max(maxHeld, held);
       totalAcquisitions += 1;
       const inWindow = acquiredAt >= windowStart && acquiredAt < windowEnd;
-      if (inWindow) windowAcquisitions += 1;
+      if (inWindow) {
+        windowAcquisitions += 1;
+        served.add(instance);
+      }
       if (paired < releases.length) {
         const releasedAt = releases[paired] as number;
+        const releaser = releasedBy[paired] as number;
         paired += 1;
-        if (inWindow) handoffs.push(acquiredAt - releasedAt);
+        if (inWindow) {
+          handoffs.push(acquiredAt - releasedAt);
+          if (releaser !== instance) crossInstanceHandoffs.push(acquiredAt - releasedAt);
+        }
       }
       // A timer alone can fire early: Node schedules it from the event loop's cached clock, which
       // lags more the busier the loop is, and a shorter hold would flatter the busier implementation.
@@ -228,6 +258,7 @@ export async function runSemaphoreBench(
         holds += 1;
       }
       releases.push(releasingAt);
+      releasedBy.push(instance);
       await release();
     }
   };
@@ -236,9 +267,10 @@ export async function runSemaphoreBench(
   const started = performance.now();
   windowStart = started + options.warmupMs;
   windowEnd = windowStart + options.windowMs;
-  const loops = Array.from({ length: options.contenders }, (_, i) =>
-    contender(contestant.handles[i % contestant.handles.length] as Handle),
-  );
+  const loops = Array.from({ length: options.contenders }, (_, i) => {
+    const instance = i % contestant.handles.length;
+    return contender(contestant.handles[instance] as Handle, instance);
+  });
   await new Promise((resolve) => setTimeout(resolve, windowEnd - performance.now()));
   stop.abort();
   await Promise.all(loops);
@@ -268,6 +300,9 @@ export async function runSemaphoreBench(
     windowAcquisitions,
     totalAcquisitions,
     handoffMs: percentiles(handoffs),
+    crossInstanceShare: handoffs.length > 0 ? crossInstanceHandoffs.length / handoffs.length : Number.NaN,
+    crossInstanceHandoffMs: percentiles(crossInstanceHandoffs),
+    instancesServed: served.size,
     commandsPerAcquisition: commands / totalAcquisitions,
     roundTripsPerAcquisition: roundTrips / totalAcquisitions,
     commandsPerSecond: commands / runSeconds,

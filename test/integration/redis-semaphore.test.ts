@@ -25,6 +25,14 @@ async function until(
   return performance.now() - started;
 }
 
+/** Script calls Redis has served so far (EVALSHA and EVAL). */
+async function scriptCalls(client: ReturnType<RedisServer["client"]>): Promise<number> {
+  const stats = await client.info("commandstats");
+  let calls = 0;
+  for (const match of stats.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) calls += Number(match[1]);
+  return calls;
+}
+
 describe("RedisSemaphore (real redis-server)", function () {
   this.timeout(60_000);
   let redis: RedisServer;
@@ -70,6 +78,16 @@ describe("RedisSemaphore (real redis-server)", function () {
     });
     semaphores.push(semaphore);
     return semaphore;
+  }
+
+  /** Acquires, or resolves undefined once `signal` aborts. */
+  async function semaphore_(semaphore: RedisSemaphore, signal: AbortSignal): Promise<Permit | undefined> {
+    try {
+      return await semaphore.acquire(signal);
+    } catch (error) {
+      if (signal.aborted) return undefined;
+      throw error;
+    }
   }
 
   async function holders(): Promise<number> {
@@ -141,6 +159,68 @@ describe("RedisSemaphore (real redis-server)", function () {
     await (await fromB).release();
     expect(winners).to.deep.equal(["a", "b"]);
     expect(await holders()).to.equal(0);
+  });
+
+  it("passes a released permit to a local waiter with its lease, without a Redis round trip", async () => {
+    const semaphore = await process_({ limit: 1, leaseTtlMs: 15_000, recheckMs: 10_000 });
+    const held = await semaphore.acquire(never);
+    const waiting = semaphore.acquire(never);
+    await sleep(100); // the waiter's own (refused) acquire attempt is done
+    const client = redis.client();
+    try {
+      const leasesBefore = await client.zrange(semaphore.keys.holders, "0", "-1");
+      const scriptCallsBefore = await scriptCalls(client);
+      await held.release();
+      const next = await waiting;
+      expect(await scriptCalls(client)).to.equal(scriptCallsBefore);
+      expect(await client.zrange(semaphore.keys.holders, "0", "-1")).to.deep.equal(leasesBefore);
+      await next.release();
+      expect(await client.zcard(semaphore.keys.holders)).to.equal(0);
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it("gives a permit passed among one process's loops to a waiting process within localHandOverMs", async () => {
+    const busy = await process_({ limit: 2, localHandOverMs: 300, recheckMs: 10_000 });
+    const other = await process_({ limit: 2, localHandOverMs: 300, recheckMs: 10_000 });
+    const stop = new AbortController();
+    // Four loops for two permits: the busy process always has a waiter of its own.
+    const loop = async (): Promise<void> => {
+      while (!stop.signal.aborted) {
+        const permit = await semaphore_(busy, stop.signal);
+        if (!permit) return;
+        await sleep(5);
+        await permit.release();
+      }
+    };
+    const loops = Array.from({ length: 4 }, () => loop());
+    await until(() => busy.held() === 2, 2000, "the busy process to hold both permits");
+    const started = performance.now();
+    const permit = await other.acquire(never);
+    const waited = performance.now() - started;
+    stop.abort();
+    await permit.release();
+    await Promise.all(loops);
+    expect(waited).to.be.within(0, 300 + 200);
+    expect(await holders()).to.equal(0);
+  });
+
+  it("re-takes an aged permit at once when no other process waits", async () => {
+    const alone = await process_({ limit: 1, localHandOverMs: 20, yieldMs: 1000, recheckMs: 10_000 });
+    let cycles = 0;
+    const loop = async (): Promise<void> => {
+      const until_ = performance.now() + 300;
+      while (performance.now() < until_) {
+        const permit = await alone.acquire(never);
+        cycles += 1;
+        await sleep(1);
+        await permit.release();
+      }
+    };
+    await Promise.all([loop(), loop()]);
+    // About 150 cycles of 2 ms; a permit idling `yieldMs` (1 s) after 20 ms would allow about 10.
+    expect(cycles).to.be.above(80);
   });
 
   it("gives a crashed holder's permits back within the lease TTL", async () => {

@@ -36,6 +36,10 @@ describe("semaphore keys", () => {
   it("share one Redis Cluster hash tag derived from the activity ARN", () => {
     const keys = semaphoreKeys("arn:aws:states:eu-west-1:123456789012:activity:resize");
     const tag = "{sfn-operator:arn:aws:states:eu-west-1:123456789012:activity:resize}";
-    expect(keys).to.deep.equal({ holders: `${tag}:holders`, released: `${tag}:released` });
+    expect(keys).to.deep.equal({
+      holders: `${tag}:holders`,
+      released: `${tag}:released`,
+      waiting: `${tag}:waiting`,
+    });
   });
 });

@@ -8,11 +8,16 @@ export interface SemaphoreKeys {
   holders: string;
   /** Pub/sub channel announcing releases. */
   released: string;
+  /**
+   * Sorted set of the processes waiting for a permit (score = expiry, server ms): tells a process
+   * that passes permits among its own loops when another one is waiting for its turn.
+   */
+  waiting: string;
 }
 
 export function semaphoreKeys(activityArn: string, prefix = "sfn-operator"): SemaphoreKeys {
   // `{` and `}` would end the hash tag early; ARNs cannot contain them, but be safe.
   const id = activityArn.replace(/[{}]/g, "_");
   const tag = `{${prefix}:${id}}`;
-  return { holders: `${tag}:holders`, released: `${tag}:released` };
+  return { holders: `${tag}:holders`, released: `${tag}:released`, waiting: `${tag}:waiting` };
 }

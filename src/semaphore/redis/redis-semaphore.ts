@@ -15,6 +15,14 @@
  *   once; a timer re-checks when the earliest lease could expire (crashed holders publish nothing)
  *   and at least every `recheckMs`, so a lost message costs little. Waiters of one process are
  *   served first come first served, in batches (one script call can grant several permits).
+ * - A permit released while a waiter of the same process is queued goes straight to that waiter
+ *   with its lease unchanged: no Redis round trip, because the count Redis keeps does not change.
+ *   This is only done while the limit is known to be respected (after a lowered limit, the hand-over
+ *   goes through Redis until a grant confirms the count is under it) and never while failing
+ *   closed. So that one process cannot keep permits from the others for good, a lease passes
+ *   locally for at most `localHandOverMs` after Redis granted it; then it is released, and when
+ *   another process is waiting this one holds back its own waiters for `yieldMs`, leaving that
+ *   permit to the other.
  * - Fail closed: no new permit while Redis is unreachable, while any held lease has not been
  *   confirmed within its TTL, or while a lease that was lost (and could not be taken again) is still
  *   held by a running task. After a reconnect, held leases are re-registered at once and new
@@ -39,6 +47,9 @@ const transferScript = new LuaScript(TRANSFER);
 export const DEFAULT_LEASE_TTL_MS = 15_000;
 export const DEFAULT_RECHECK_MS = 1_000;
 export const DEFAULT_RECONNECT_GRACE_MS = 2_000;
+export const DEFAULT_LOCAL_HAND_OVER_MS = 1_000;
+/** Long enough for a woken process to run its acquire script; short enough not to idle a permit. */
+export const DEFAULT_YIELD_MS = 10;
 
 export interface RedisSemaphoreOptions {
   connection: RedisConnection;
@@ -52,12 +63,18 @@ export interface RedisSemaphoreOptions {
   leaseTtlMs?: number;
   recheckMs?: number;
   reconnectGraceMs?: number;
+  /** How long a lease may pass between this process's own loops before it goes back to Redis. */
+  localHandOverMs?: number;
+  /** How long this process's waiters hold back after it gave a permit back to a waiting process. */
+  yieldMs?: number;
   /** Called with the number of leases found lost by a refresh. */
   onLeasesLost?: (count: number) => void;
 }
 
 interface Lease {
   id: string;
+  /** Monotonic time Redis granted it (passing it on locally does not change this). */
+  grantedAt: number;
   /** Monotonic time of the last grant or refresh Redis confirmed. */
   confirmedAt: number;
   /** Redis no longer counts it and there was no room to take it again. */
@@ -70,6 +87,10 @@ export class RedisSemaphore implements Semaphore {
   readonly #ttlMs: number;
   readonly #recheckMs: number;
   readonly #graceMs: number;
+  readonly #localHandOverMs: number;
+  readonly #yieldMs: number;
+  /** Held above `recheckMs` so that a waiting process never drops out of the waiting set. */
+  readonly #waitingTtlMs: number;
   readonly #holderName: string;
   readonly #publisherId = randomUUID();
   readonly #onLeasesLost: ((count: number) => void) | undefined;
@@ -80,12 +101,20 @@ export class RedisSemaphore implements Semaphore {
   readonly #pendingReleases = new Set<string>();
   readonly #unsubscribe: Array<() => void> = [];
   #limit: number;
+  /**
+   * Bumped when the limit is lowered: holders above the new limit must not pass their permits on
+   * locally until a grant made under it (which Redis checks against the whole count) confirms it.
+   */
+  #limitGeneration = 0;
+  #limitConfirmed = true;
   #pumping = false;
   #pumpAgain = false;
   #recheckTimer: NodeJS.Timeout | undefined;
   #recheckAt = Number.POSITIVE_INFINITY;
   #refreshTimer: NodeJS.Timeout | undefined;
   #graceUntil = 0;
+  /** Until then, this process's waiters leave a permit it gave back to a waiting process. */
+  #yieldUntil = 0;
   #everReady: boolean;
   #closed = false;
 
@@ -96,6 +125,9 @@ export class RedisSemaphore implements Semaphore {
     this.#ttlMs = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
     this.#recheckMs = options.recheckMs ?? DEFAULT_RECHECK_MS;
     this.#graceMs = options.reconnectGraceMs ?? DEFAULT_RECONNECT_GRACE_MS;
+    this.#localHandOverMs = options.localHandOverMs ?? DEFAULT_LOCAL_HAND_OVER_MS;
+    this.#yieldMs = options.yieldMs ?? DEFAULT_YIELD_MS;
+    this.#waitingTtlMs = 3 * this.#recheckMs;
     this.#holderName = options.holderName ?? "holder";
     this.#onLeasesLost = options.onLeasesLost;
     this.#log = getLogger("semaphore", { source: options.name ?? options.activityArn });
@@ -123,6 +155,10 @@ export class RedisSemaphore implements Semaphore {
   setLimit(limit: number): void {
     const previous = this.#limit;
     this.#limit = checkLimit(limit);
+    if (limit < previous) {
+      this.#limitGeneration += 1;
+      this.#limitConfirmed = false;
+    }
     if (previous !== limit) this.#log.info("limit changed", { from: previous, to: limit });
     void this.#pump();
   }
@@ -162,12 +198,16 @@ export class RedisSemaphore implements Semaphore {
     if (this.#closed) return "semaphore closed";
     const problem = this.#connection.problem;
     if (problem) return problem;
-    const lost = [...this.#held.values()].filter((lease) => lease.lost).length;
-    if (lost > 0) return `${lost} lease(s) lost while their tasks run; waiting for them to finish`;
+    // Plain loops: this runs on every release.
     const now = performance.now();
-    if ([...this.#held.values()].some((lease) => now - lease.confirmedAt > this.#ttlMs)) {
-      return "leases not confirmed by Redis within their TTL";
+    let lost = 0;
+    let unconfirmed = false;
+    for (const lease of this.#held.values()) {
+      if (lease.lost) lost += 1;
+      else if (now - lease.confirmedAt > this.#ttlMs) unconfirmed = true;
     }
+    if (lost > 0) return `${lost} lease(s) lost while their tasks run; waiting for them to finish`;
+    if (unconfirmed) return "leases not confirmed by Redis within their TTL";
     if (now < this.#graceUntil) return "re-registering leases after reconnecting to Redis";
     return undefined;
   }
@@ -187,18 +227,26 @@ export class RedisSemaphore implements Semaphore {
             this.#scheduleRecheck(graceLeft > 0 ? graceLeft + 1 : this.#recheckMs);
             break;
           }
+          const yieldLeft = this.#yieldUntil - performance.now();
+          if (yieldLeft > 0) {
+            this.#scheduleRecheck(yieldLeft);
+            break;
+          }
           const batch = this.#waiters.head(this.#limit);
           const ids = batch.map(() => this.#newId());
+          const generation = this.#limitGeneration;
+          // Taken before the call: Redis starts the lease's TTL no earlier than this.
+          const confirmedAt = performance.now();
           const [granted, earliestExpiryMs] = (await acquireScript.run(
             this.#connection.client,
-            [this.keys.holders],
-            [this.#limit, this.#ttlMs, ...ids],
+            [this.keys.holders, this.keys.waiting],
+            [this.#limit, this.#ttlMs, this.#publisherId, this.#waitingTtlMs, ...ids],
           )) as [number, number];
-          const confirmedAt = performance.now();
+          if (granted > 0) this.#confirmLimit(generation);
           const orphans: string[] = [];
           for (let i = 0; i < granted; i++) {
             const id = ids[i] as string;
-            this.#held.set(id, { id, confirmedAt, lost: false });
+            this.#held.set(id, { id, grantedAt: confirmedAt, confirmedAt, lost: false });
             // A waiter aborted while the script ran leaves its permit to be given back.
             if (!this.#waiters.resolve(batch[i] as (typeof batch)[number], this.#permit(id))) {
               this.#held.delete(id);
@@ -227,23 +275,54 @@ export class RedisSemaphore implements Semaphore {
       release: async () => {
         if (released) return;
         released = true;
+        if (this.#handOverLocally(id)) return;
+        const lease = this.#held.get(id);
         this.#held.delete(id);
-        const next = this.#blockedReason() ? undefined : this.#waiters.head(1)[0];
+        const yielding = lease !== undefined && this.#handOverExpired(lease);
+        const next = yielding || this.#blockedReason() ? undefined : this.#waiters.head(1)[0];
         if (next && (await this.#transfer(id, next))) return;
-        await this.#releaseIds([id]);
+        const othersWaiting = await this.#releaseIds([id]);
+        if (yielding && othersWaiting > 0 && this.#waiters.length > 0) {
+          this.#yieldUntil = performance.now() + this.#yieldMs;
+        }
         void this.#pump();
       },
     };
   }
 
   /**
-   * Gives a released permit straight to a local waiter (one round trip instead of a release and an
-   * acquire). Returns false when it could not (Redis refused for the limit, or failed); the caller
-   * then releases as usual. A process with waiters of its own thus serves them first; other
-   * processes get permits when it has none waiting.
+   * Passes lease `id` on to the oldest local waiter without telling Redis (the number of leases it
+   * counts stays the same). Only while that is known to keep the limit: the limit confirmed since it
+   * was last lowered, this process within it, the lease confirmed and nothing failing closed; and
+   * only within `localHandOverMs` of the grant, so that waiting processes get their turn.
+   */
+  #handOverLocally(id: string): boolean {
+    const lease = this.#held.get(id);
+    if (!lease || lease.lost || !this.#limitConfirmed || this.#held.size > this.#limit) return false;
+    if (this.#handOverExpired(lease)) return false;
+    if (this.#waiters.length === 0 || this.#blockedReason()) return false;
+    // Aborted waiters leave the queue synchronously, so the head is a live waiter.
+    const next = this.#waiters.head(1)[0];
+    return next !== undefined && this.#waiters.resolve(next, this.#permit(id));
+  }
+
+  #handOverExpired(lease: Lease): boolean {
+    return performance.now() - lease.grantedAt >= this.#localHandOverMs;
+  }
+
+  #confirmLimit(generation: number): void {
+    if (generation === this.#limitGeneration) this.#limitConfirmed = true;
+  }
+
+  /**
+   * Gives a released permit to a local waiter through Redis, which checks the limit (one round trip
+   * instead of a release and an acquire): used while a lowered limit is not yet confirmed. Returns
+   * false when it could not (Redis failed); the caller then releases as usual.
    */
   async #transfer(id: string, waiter: Parameters<WaiterQueue<Permit>["resolve"]>[0]): Promise<boolean> {
     const nextId = this.#newId();
+    const generation = this.#limitGeneration;
+    const confirmedAt = performance.now();
     let moved: unknown;
     try {
       moved = await transferScript.run(
@@ -256,7 +335,8 @@ export class RedisSemaphore implements Semaphore {
       return false;
     }
     if (moved !== 1) return true; // released (and announced) by the script
-    this.#held.set(nextId, { id: nextId, confirmedAt: performance.now(), lost: false });
+    this.#confirmLimit(generation);
+    this.#held.set(nextId, { id: nextId, grantedAt: confirmedAt, confirmedAt, lost: false });
     if (!this.#waiters.resolve(waiter, this.#permit(nextId))) {
       // The waiter was served by the pump or aborted meanwhile: give the new lease back.
       this.#held.delete(nextId);
@@ -271,17 +351,20 @@ export class RedisSemaphore implements Semaphore {
     return `${this.#holderName}:${randomUUID()}`;
   }
 
-  async #releaseIds(ids: string[]): Promise<void> {
+  /** Releases leases; resolves to how many other processes are waiting (0 when Redis failed). */
+  async #releaseIds(ids: string[]): Promise<number> {
     try {
-      await releaseScript.run(
+      const [, othersWaiting] = (await releaseScript.run(
         this.#connection.client,
-        [this.keys.holders],
+        [this.keys.holders, this.keys.waiting],
         [this.keys.released, this.#publisherId, ...ids],
-      );
+      )) as [number, number];
       for (const id of ids) this.#pendingReleases.delete(id);
+      return othersWaiting;
     } catch (error) {
       for (const id of ids) this.#pendingReleases.add(id);
       this.#connection.recordError("release", error);
+      return 0;
     }
   }
 

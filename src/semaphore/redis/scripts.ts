@@ -2,8 +2,9 @@
  * The semaphore's Lua scripts. Each runs atomically inside Redis and takes the time from the Redis
  * server (`TIME`), never from a client: pods with skewed clocks still agree on when a lease expires.
  *
- * Data: one sorted set per semaphore, member = permit id, score = lease expiry (server ms). The key
- * itself expires when its last lease would, so an abandoned semaphore leaves nothing behind.
+ * Data: one sorted set per semaphore, member = permit id, score = lease expiry (server ms); and one
+ * of waiting processes, member = process id, score = expiry of that entry. The keys themselves
+ * expire when their last member would, so an abandoned semaphore leaves nothing behind.
  */
 
 /** Shared prelude: server time in ms, and the expired leases dropped. */
@@ -16,19 +17,27 @@ local ttl = tonumber(ARGV[2])
 `;
 
 /**
- * Grants as many of the given ids (ARGV[3..], in order) as the limit leaves room for.
- * Returns {granted, msUntilEarliestExpiry or -1}: the caller re-checks no later than that, so a
- * crashed holder's permit is picked up without a release message.
+ * Grants as many of the given ids (ARGV[5..], in order) as the limit leaves room for. When some are
+ * refused, process ARGV[3] is marked waiting (in KEYS[2]) for ARGV[4] ms; when all are granted, it
+ * no longer is. Returns {granted, msUntilEarliestExpiry or -1}: the caller re-checks no later than
+ * that, so a crashed holder's permit is picked up without a release message.
  */
 export const ACQUIRE = `${PRELUDE}
 local free = limit - redis.call('ZCARD', KEYS[1])
 local granted = 0
-for i = 3, #ARGV do
+for i = 5, #ARGV do
   if granted >= free then break end
   redis.call('ZADD', KEYS[1], now + ttl, ARGV[i])
   granted = granted + 1
 end
 if granted > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+if granted < #ARGV - 4 then
+  local waitingTtl = tonumber(ARGV[4])
+  redis.call('ZADD', KEYS[2], now + waitingTtl, ARGV[3])
+  redis.call('PEXPIRE', KEYS[2], waitingTtl)
+else
+  redis.call('ZREM', KEYS[2], ARGV[3])
+end
 local earliest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local wait = -1
 if #earliest == 2 then wait = tonumber(earliest[2]) - now end
@@ -65,7 +74,7 @@ return result
 /**
  * Removes the given ids (ARGV[3..]) and, when any was still held, publishes this process's id
  * (ARGV[2]) on channel ARGV[1], so that waiters in every other process try again at once instead
- * of polling. Returns how many were held.
+ * of polling. Returns {how many were held, how many other processes are waiting (KEYS[2])}.
  */
 export const RELEASE = `
 local removed = 0
@@ -73,7 +82,12 @@ for i = 3, #ARGV do
   removed = removed + redis.call('ZREM', KEYS[1], ARGV[i])
 end
 if removed > 0 then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
-return removed
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local others = redis.call('ZCARD', KEYS[2])
+if redis.call('ZSCORE', KEYS[2], ARGV[2]) then others = others - 1 end
+return {removed, others}
 `;
 
 /**
