@@ -42,6 +42,7 @@ export interface ActivityTask {
 
 /** The result of a SendTask* call. */
 export type ReportResult = { kind: "accepted" } | { kind: "gone"; code: TaskGoneCode; message: string };
+const ACCEPTED: ReportResult = Object.freeze({ kind: "accepted" });
 
 export interface StepFunctionsOptions {
   /** AWS region; the SDK's default resolution when absent. */
@@ -134,7 +135,7 @@ export class StepFunctions {
   async sendTaskHeartbeat(taskToken: string): Promise<ReportResult> {
     try {
       await this.#reportClient.send(new SendTaskHeartbeatCommand({ taskToken }));
-      return { kind: "accepted" };
+      return ACCEPTED;
     } catch (error) {
       if (isTaskGone(error)) return { kind: "gone", code: error.name, message: error.message };
       throw error;
@@ -158,13 +159,14 @@ export class StepFunctions {
 
   async #report(api: string, call: () => Promise<unknown>): Promise<ReportResult> {
     const deadline = Date.now() + this.#reportRetryWindowMs;
-    const backoff = new Backoff({ baseMs: 500, capMs: 30_000 });
+    let backoff: Backoff | undefined; // made on the first failure: most reports never need one
     for (;;) {
       try {
         await call();
-        return { kind: "accepted" };
+        return ACCEPTED;
       } catch (error) {
         if (isTaskGone(error)) return { kind: "gone", code: error.name, message: error.message };
+        backoff ??= new Backoff({ baseMs: 500, capMs: 30_000 });
         const delay = backoff.next();
         if (!isRetryable(error) || Date.now() + delay > deadline) throw error;
         this.#log.warn(`${api} failed, retrying`, {
