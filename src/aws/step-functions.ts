@@ -191,6 +191,10 @@ function newClient(options: {
   const client = new SFNClient({
     ...(options.region ? { region: options.region } : {}),
     maxAttempts: options.maxAttempts,
+    // Resolve each command's middleware stack once, not on every call (clone, sort, add: about 5 µs
+    // of CPU per call on the dispatch benchmark). Safe because the stack is complete when `send` is
+    // first called: the metrics middleware below is added here, at construction.
+    cacheMiddleware: true,
     requestHandler: new NodeHttpHandler({
       httpAgent: new http.Agent(agentOptions),
       httpsAgent: new https.Agent(agentOptions),

@@ -4,7 +4,7 @@
  * (or, when AWS no longer knows the task, a counted "gone"), so one bad task cannot take the process
  * down or leave an execution waiting.
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import type { PollerSettings } from "../api/types.ts";
 import { errorCode } from "../aws/errors.ts";
 import type { ActivityTask, ReportResult, StepFunctions } from "../aws/step-functions.ts";
@@ -34,7 +34,8 @@ export interface TaskContext {
  * safe to log and to hand to targets (the same task always gets the same id).
  */
 export function taskIdOf(taskToken: string): string {
-  return createHash("sha256").update(taskToken).digest("hex").slice(0, 32);
+  // The one-shot `hash` makes no Hash object: a few µs less per task than createHash().
+  return hash("sha256", taskToken, "hex").slice(0, 32);
 }
 
 /**

@@ -69,6 +69,9 @@ export function decideOutcome(result: TargetResult, request: RequestDescription)
   }
 }
 
+/** Fatal: invalid UTF-8 throws instead of turning into U+FFFD. Stateless without `stream`, so shared. */
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
 function successOutcome(result: Extract<TargetResult, { kind: "response" }>, call: string): TaskOutcome {
   if (result.bodyTruncated || result.body.length > AWS_LIMITS.outputBytes) {
     return failure(
@@ -78,7 +81,7 @@ function successOutcome(result: Extract<TargetResult, { kind: "response" }>, cal
   }
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(result.body);
+    text = UTF8.decode(result.body);
   } catch {
     return failure(ERROR_NAMES.invalidOutput, `${call} answered 200 with a body that is not valid UTF-8`);
   }

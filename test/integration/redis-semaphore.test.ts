@@ -175,7 +175,27 @@ describe("RedisSemaphore (real redis-server)", function () {
       expect(await scriptCalls(client)).to.equal(scriptCallsBefore);
       expect(await client.zrange(semaphore.keys.holders, "0", "-1")).to.deep.equal(leasesBefore);
       await next.release();
-      expect(await client.zcard(semaphore.keys.holders)).to.equal(0);
+      await until(async () => (await client.zcard(semaphore.keys.holders)) === 0, 1000, "the release");
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it("keeps a released lease for a loop that asks again at once, and releases it if none does", async () => {
+    const semaphore = await process_({ limit: 1, leaseTtlMs: 15_000, recheckMs: 10_000 });
+    const client = redis.client();
+    try {
+      const first = await semaphore.acquire(never);
+      const lease = await client.zrange(semaphore.keys.holders, "0", "-1");
+      const scriptCallsBefore = await scriptCalls(client);
+      await first.release();
+      const again = await semaphore.acquire(never); // as a poller loop does after reporting
+      expect(await scriptCalls(client)).to.equal(scriptCallsBefore);
+      expect(await client.zrange(semaphore.keys.holders, "0", "-1")).to.deep.equal(lease);
+      expect(semaphore.held()).to.equal(1);
+      await again.release();
+      expect(semaphore.held(), "an idle lease is not counted as held").to.equal(0);
+      await until(async () => (await client.zcard(semaphore.keys.holders)) === 0, 1000, "the release");
     } finally {
       client.disconnect();
     }

@@ -113,6 +113,9 @@ export class RedisSemaphore implements Semaphore {
   #recheckAt = Number.POSITIVE_INFINITY;
   #refreshTimer: NodeJS.Timeout | undefined;
   #graceUntil = 0;
+  /** Released leases kept for the rest of this event-loop turn (see `#keepIdle`). */
+  readonly #idle: string[] = [];
+  #idleFlush: NodeJS.Immediate | undefined;
   /** Until then, this process's waiters leave a permit it gave back to a waiting process. */
   #yieldUntil = 0;
   #everReady: boolean;
@@ -147,6 +150,8 @@ export class RedisSemaphore implements Semaphore {
   acquire(signal: AbortSignal): Promise<Permit> {
     if (signal.aborted) return Promise.reject(abortError(signal));
     if (this.#closed) return Promise.reject(new Error("semaphore closed"));
+    const idle = this.#waiters.length === 0 ? this.#takeIdle() : undefined;
+    if (idle) return Promise.resolve(this.#permit(idle));
     const permit = this.#waiters.wait(signal);
     void this.#pump();
     return permit;
@@ -173,7 +178,7 @@ export class RedisSemaphore implements Semaphore {
   }
 
   held(): number {
-    return this.#held.size;
+    return this.#held.size - this.#idle.length;
   }
 
   waiting(): number {
@@ -187,6 +192,8 @@ export class RedisSemaphore implements Semaphore {
     clearTimeout(this.#recheckTimer);
     for (const unsubscribe of this.#unsubscribe) unsubscribe();
     this.#waiters.rejectAll("semaphore closed");
+    clearImmediate(this.#idleFlush);
+    this.#idle.length = 0;
     const leftovers = [...this.#held.keys(), ...this.#pendingReleases];
     this.#held.clear();
     this.#pendingReleases.clear();
@@ -275,35 +282,63 @@ export class RedisSemaphore implements Semaphore {
       release: async () => {
         if (released) return;
         released = true;
-        if (this.#handOverLocally(id)) return;
         const lease = this.#held.get(id);
+        if (lease && this.#keepable(lease)) {
+          // Aborted waiters leave the queue synchronously, so the head is a live waiter.
+          const next = this.#waiters.head(1)[0];
+          if (next && this.#waiters.resolve(next, this.#permit(id))) return;
+          if (!next) return this.#keepIdle(id);
+        }
         this.#held.delete(id);
         const yielding = lease !== undefined && this.#handOverExpired(lease);
         const next = yielding || this.#blockedReason() ? undefined : this.#waiters.head(1)[0];
         if (next && (await this.#transfer(id, next))) return;
         const othersWaiting = await this.#releaseIds([id]);
-        if (yielding && othersWaiting > 0 && this.#waiters.length > 0) {
-          this.#yieldUntil = performance.now() + this.#yieldMs;
-        }
+        // Also holds back a loop of this process that asks again right after this release.
+        if (yielding && othersWaiting > 0) this.#yieldUntil = performance.now() + this.#yieldMs;
         void this.#pump();
       },
     };
   }
 
   /**
-   * Passes lease `id` on to the oldest local waiter without telling Redis (the number of leases it
-   * counts stays the same). Only while that is known to keep the limit: the limit confirmed since it
-   * was last lowered, this process within it, the lease confirmed and nothing failing closed; and
-   * only within `localHandOverMs` of the grant, so that waiting processes get their turn.
+   * Whether a released lease may stay with this process, for a local waiter or a loop that asks
+   * again at once, without telling Redis (the number of leases it counts stays the same). Only while
+   * that is known to keep the limit: the limit confirmed since it was last lowered, this process
+   * within it, the lease confirmed and nothing failing closed; and only within `localHandOverMs` of
+   * the grant, so that waiting processes get their turn.
    */
-  #handOverLocally(id: string): boolean {
-    const lease = this.#held.get(id);
-    if (!lease || lease.lost || !this.#limitConfirmed || this.#held.size > this.#limit) return false;
-    if (this.#handOverExpired(lease)) return false;
-    if (this.#waiters.length === 0 || this.#blockedReason()) return false;
-    // Aborted waiters leave the queue synchronously, so the head is a live waiter.
-    const next = this.#waiters.head(1)[0];
-    return next !== undefined && this.#waiters.resolve(next, this.#permit(id));
+  #keepable(lease: Lease): boolean {
+    if (lease.lost || !this.#limitConfirmed || this.#held.size > this.#limit) return false;
+    return !this.#handOverExpired(lease) && this.#blockedReason() === undefined;
+  }
+
+  /**
+   * Keeps a released lease nobody here waits for until the end of this event-loop turn: a loop
+   * releases its permit after reporting and asks for one again right away, and that loop then takes
+   * it back without two Redis round trips. Whatever is still idle then is released in one call.
+   */
+  #keepIdle(id: string): void {
+    this.#idle.push(id);
+    this.#idleFlush ??= setImmediate(() => {
+      this.#idleFlush = undefined;
+      const ids = this.#idle.splice(0);
+      for (const idle of ids) this.#held.delete(idle);
+      if (ids.length > 0) void this.#releaseIds(ids).then(() => this.#pump());
+    });
+  }
+
+  /** An idle lease that may still be kept (see `#keepable`), taken out of the idle list. */
+  #takeIdle(): string | undefined {
+    for (let i = this.#idle.length - 1; i >= 0; i--) {
+      const id = this.#idle[i] as string;
+      const lease = this.#held.get(id);
+      if (lease && this.#keepable(lease)) {
+        this.#idle.splice(i, 1);
+        return id;
+      }
+    }
+    return undefined;
   }
 
   #handOverExpired(lease: Lease): boolean {
