@@ -77,7 +77,10 @@ interface SemaphoreVerdict {
 interface DispatchVerdict {
   variant: DispatchVariant;
   median: number;
+  /** Median of the per-round ratios against the bare loop. */
   ratio: number;
+  /** The per-round ratios, lowest and highest: how much the machine's drift moved them. */
+  ratioRange: [number, number];
   ratioMet: boolean;
   minMet: boolean;
   peakRssBytes: number;
@@ -151,15 +154,15 @@ function dispatchVerdicts(report: BenchReport): DispatchVerdict[] {
       const value = median(runs.map((r) => r.tasksPerSecond));
       // Each round's own ratio (the variant against the bare loop run next to it), then the median:
       // the machine's speed drifts between rounds, and a ratio of two medians would mix rounds.
-      const ratio = median(
-        runs
-          .filter((r) => bareByRound.has(r.round))
-          .map((r) => r.tasksPerSecond / (bareByRound.get(r.round) as number)),
-      );
+      const ratios = runs
+        .filter((r) => bareByRound.has(r.round))
+        .map((r) => r.tasksPerSecond / (bareByRound.get(r.round) as number));
+      const ratio = median(ratios);
       return {
         variant,
         median: value,
         ratio,
+        ratioRange: [Math.min(...ratios), Math.max(...ratios)] as [number, number],
         ratioMet: ratio >= TARGETS.dispatchRatio,
         minMet: value >= TARGETS.dispatchMin,
         peakRssBytes: Math.max(...runs.map((r) => r.peakRssBytes ?? 0)),
@@ -282,7 +285,7 @@ export function renderReport(report: BenchReport): string {
   const bare = dv.find((v) => v.variant === "bare");
   for (const v of dv.filter((d) => d.variant !== "bare")) {
     push(
-      `| dispatch tasks/s, ${VARIANT_NAMES[v.variant]} | ${int(v.median)} (${v.ratio.toFixed(2)} of bare, median of per-round ratios) | ${int(bare?.median ?? Number.NaN)} (bare SDK loop) | at least 0.9 of bare, and at least ${TARGETS.dispatchMin} | ratio ${yes(v.ratioMet)}; ${TARGETS.dispatchMin}/s ${yes(v.minMet)} |`,
+      `| dispatch tasks/s, ${VARIANT_NAMES[v.variant]} | ${int(v.median)} (${v.ratio.toFixed(2)} of bare: median of the rounds' ratios, which ranged ${v.ratioRange[0].toFixed(2)}–${v.ratioRange[1].toFixed(2)}) | ${int(bare?.median ?? Number.NaN)} (bare SDK loop) | at least 0.9 of bare, and at least ${TARGETS.dispatchMin} | ratio ${yes(v.ratioMet)}; ${TARGETS.dispatchMin}/s ${yes(v.minMet)} |`,
     );
   }
   for (const v of dv.filter((d) => d.variant !== "bare")) {
@@ -313,7 +316,7 @@ function renderSemaphore(report: BenchReport, push: (...lines: string[]) => void
       `In the benchmark's own process, ${s.contenders} contenders (${s.crossingInstances} in the run without local hand-over, below) each loop: acquire → hold ${s.holdMs} ms (a timer, finished on the real clock: a Node timer can fire early when the event loop is busy) → release, with a limit of ${s.limit}. ` +
       `Each run warms up for ${s.warmupMs / 1000} s, then measures a ${s.windowMs / 1000} s window. ` +
       `The contenders are spread evenly over ${s.instanceCounts.join(" or ")} *instances*: an instance is one semaphore object (ours) or one ioredis client (redis-semaphore) with its own Redis connections, so 1 instance is one poller process with all the loops and 10 instances stand for ten processes (pods) of ${s.contenders / 10} loops each. ` +
-      "In the 10-instance run, a process that has waiters of its own serves them first: ours hands a released permit straight to the oldest waiter of the same instance (local hand-over, no Redis round trip), and only a permit released while no loop of its instance waits goes back to Redis, where waiters of other instances are woken through pub/sub. So most of our hand-offs there stay inside an instance, and that run does not measure crossing processes. redis-semaphore keeps nothing per instance: every release goes to Redis, and the first waiter to poll, of whichever instance, takes the permit. " +
+      "In the 10-instance run, a process that has waiters of its own serves them first: ours hands a released permit straight to the oldest waiter of the same instance (local hand-over, no Redis round trip). A lease passes locally for at most 1 s after Redis granted it; then it goes back to Redis, and when another instance is waiting the releasing one holds back its own loops for 10 ms, so that the waiting instance (woken through pub/sub) takes it. So most of our hand-offs there stay inside an instance (about 10 leases cross per second), and that run does not measure crossing processes. redis-semaphore keeps nothing per instance: every release goes to Redis, and the first waiter to poll, of whichever instance, takes the permit. " +
       "The *cross-instance* columns show how many hand-offs crossed instances and how long those took; *instances served* shows how many instances completed at least one acquisition in the window (fewer than all: permits stayed with some processes while the others got none).",
     "",
     "- **cycles/s**: acquisitions completed in the window, per second (each is followed by its release).",
@@ -325,7 +328,7 @@ function renderSemaphore(report: BenchReport, push: (...lines: string[]) => void
     `**Options.** redis-semaphore \`Semaphore(client, "bench", ${s.limit}, options)\`, one object per acquisition (its model), with retryInterval ${LIBRARY_OPTIONS.retryInterval} ms, lockTimeout ${LIBRARY_OPTIONS.lockTimeout} ms and refreshInterval ${LIBRARY_OPTIONS.refreshInterval} ms (the library's defaults), and acquireTimeout ${LIBRARY_OPTIONS.acquireTimeout / 1000} s (longer than any run, so no contender is dropped for waiting; the default is 10 s). ` +
       `Ours: \`RedisSemaphore\` with its defaults (lease TTL ${DEFAULT_LEASE_TTL_MS / 1000} s refreshed every ${DEFAULT_LEASE_TTL_MS / 3000} s for all leases of the instance in one call, re-check at least every ${DEFAULT_RECHECK_MS / 1000} s), one object per instance shared by its contenders, as a poller process uses it.`,
     "",
-    `The ${s.crossingInstances} × 1 rows (${s.crossingInstances} instances of one loop each; limit, hold, warm-up and window as above) are not a target figure: a releasing instance never has a waiter of its own there, so no permit is handed over locally and every permit goes back through Redis to a waiter of another process — ours: the release script publishes on the semaphore's channel, every waiting instance is woken and runs its acquire script, and one of them gets the permit; redis-semaphore: its waiters poll every retryInterval (${LIBRARY_OPTIONS.retryInterval} ms). The releasing loop asks again right after its release, though, and can take the permit back before a waiter of another instance does; the cross-instance share says how often that did not happen. There are still more loops than permits, so permits are always wanted. All instances run in the benchmark's one process, so the work of every woken instance also takes CPU from that process.`,
+    `The ${s.crossingInstances} × 1 rows (${s.crossingInstances} instances of one loop each; limit, hold, warm-up and window as above) are not a target figure: a releasing instance never has a waiter of its own there. redis-semaphore sends every release to Redis, and its waiters poll every retryInterval (${LIBRARY_OPTIONS.retryInterval} ms); the releasing loop asks again at once and often takes its permit back before a waiter of another instance polls. Ours keeps a released lease until the end of the event-loop turn for a loop of the same instance that asks again at once (as a poller loop does after reporting), so each loop keeps its permit without Redis round trips, for at most 1 s after Redis granted it; then the lease goes back to Redis (its release script publishes on the semaphore's channel, every waiting instance is woken and runs its acquire script, one of them gets it) and the releasing instance holds back for 10 ms. So here most of our hand-offs are a loop taking its own permit back, and the cross-instance columns show the leases that moved between instances and how long that took. There are still more loops than permits, so permits are always wanted. All instances run in the benchmark's one process, so the work of every woken instance also takes CPU from that process.`,
     "",
     `The last two rows (hold ${s.longHoldMs} ms, one instance, a ${s.longHoldWindowMs / 1000} s window) are not a target figure: with permits held longer, waiting dominates, and they show what waiting costs Redis — redis-semaphore's waiters poll every retryInterval whether or not anything was released, ours wait for a release message.`,
     "",
