@@ -19,10 +19,13 @@
  *   with its lease unchanged: no Redis round trip, because the count Redis keeps does not change.
  *   This is only done while the limit is known to be respected (after a lowered limit, the hand-over
  *   goes through Redis until a grant confirms the count is under it) and never while failing
- *   closed. So that one process cannot keep permits from the others for good, a lease passes
- *   locally for at most `localHandOverMs` after Redis granted it; then it is released, and when
- *   another process is waiting this one holds back its own waiters for `yieldMs`, leaving that
- *   permit to the other.
+ *   closed. A permit released while nobody here waits is kept idle until the end of the event-loop
+ *   turn: a poller loop releases after reporting and asks again at once, and takes its lease back
+ *   without two round trips; idle leases nobody claimed are released together.
+ * - Turns: so that one process cannot keep permits from the others for good, a lease stays with a
+ *   process for at most `localHandOverMs` after Redis granted it; then it is released, and when
+ *   another process is waiting (a refused acquisition lists its process in the `waiting` set for a
+ *   few seconds) this one holds back its own loops for `yieldMs`, leaving that permit to the other.
  * - Fail closed: no new permit while Redis is unreachable, while any held lease has not been
  *   confirmed within its TTL, or while a lease that was lost (and could not be taken again) is still
  *   held by a running task. After a reconnect, held leases are re-registered at once and new
