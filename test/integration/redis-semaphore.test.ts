@@ -226,21 +226,29 @@ describe("RedisSemaphore (real redis-server)", function () {
     expect(await holders()).to.equal(0);
   });
 
-  it("re-takes an aged permit at once when no other process waits", async () => {
+  it("keeps leases past localHandOverMs, without Redis round trips, while no other process waits", async () => {
     const alone = await process_({ limit: 1, localHandOverMs: 20, yieldMs: 1000, recheckMs: 10_000 });
-    let cycles = 0;
-    const loop = async (): Promise<void> => {
-      const until_ = performance.now() + 300;
-      while (performance.now() < until_) {
-        const permit = await alone.acquire(never);
-        cycles += 1;
-        await sleep(1);
-        await permit.release();
-      }
-    };
-    await Promise.all([loop(), loop()]);
-    // About 150 cycles of 2 ms; a permit idling `yieldMs` (1 s) after 20 ms would allow about 10.
-    expect(cycles).to.be.above(80);
+    const client = redis.client();
+    try {
+      const scriptCallsBefore = await scriptCalls(client);
+      let cycles = 0;
+      const loop = async (): Promise<void> => {
+        const until_ = performance.now() + 300;
+        while (performance.now() < until_) {
+          const permit = await alone.acquire(never);
+          cycles += 1;
+          await sleep(1);
+          await permit.release();
+        }
+      };
+      await Promise.all([loop(), loop()]);
+      // About 150 cycles of 2 ms; a permit going back to Redis every 20 ms (and idling `yieldMs`)
+      // would allow about 10, and cost two script calls each time.
+      expect(cycles).to.be.above(80);
+      expect((await scriptCalls(client)) - scriptCallsBefore).to.be.at.most(2);
+    } finally {
+      client.disconnect();
+    }
   });
 
   it("gives a crashed holder's permits back within the lease TTL", async () => {

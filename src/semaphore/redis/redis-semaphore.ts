@@ -22,10 +22,14 @@
  *   closed. A permit released while nobody here waits is kept idle until the end of the event-loop
  *   turn: a poller loop releases after reporting and asks again at once, and takes its lease back
  *   without two round trips; idle leases nobody claimed are released together.
- * - Turns: so that one process cannot keep permits from the others for good, a lease stays with a
- *   process for at most `localHandOverMs` after Redis granted it; then it is released, and when
- *   another process is waiting (a refused acquisition lists its process in the `waiting` set for a
- *   few seconds) this one holds back its own loops for `yieldMs`, leaving that permit to the other.
+ * - Turns: so that one process cannot keep permits from the others for good, while another process
+ *   waits a lease stays with this one for at most `localHandOverMs` after Redis granted it; then it
+ *   is released and this process holds back its own loops for `yieldMs`, leaving that permit to the
+ *   other. A refused acquisition lists its process in the `waiting` set for a few seconds and
+ *   announces it on the channel; releases and refreshes return the count, so holders learn when
+ *   nobody waits any more. While nobody waits, leases stay: a busy pod sends Redis only refreshes.
+ * - A process whose own leases already reach the limit does not ask Redis for more (it could not
+ *   grant any): its waiters get the leases its loops release.
  * - Fail closed: no new permit while Redis is unreachable, while any held lease has not been
  *   confirmed within its TTL, or while a lease that was lost (and could not be taken again) is still
  *   held by a running task. After a reconnect, held leases are re-registered at once and new
@@ -39,7 +43,7 @@ import { abortError, checkLimit, type Permit, type Semaphore, type SemaphoreHeal
 import { WaiterQueue } from "../waiter-queue.ts";
 import { LuaScript, type RedisConnection } from "./connection.ts";
 import { type SemaphoreKeys, semaphoreKeys } from "./keys.ts";
-import { ACQUIRE, REFRESH, RELEASE, TRANSFER } from "./scripts.ts";
+import { ACQUIRE, REFRESH, RELEASE, TRANSFER, WAITING_PREFIX } from "./scripts.ts";
 
 const acquireScript = new LuaScript(ACQUIRE);
 const refreshScript = new LuaScript(REFRESH);
@@ -119,6 +123,12 @@ export class RedisSemaphore implements Semaphore {
   /** Released leases kept for the rest of this event-loop turn (see `#keepIdle`). */
   readonly #idle: string[] = [];
   #idleFlush: NodeJS.Immediate | undefined;
+  /**
+   * Whether another process waits for a permit, as last heard (its announcement, or the count a
+   * release or refresh returned). Only then do leases go back to Redis after `localHandOverMs`.
+   */
+  #othersWaiting = false;
+  readonly #waitingMessage: string;
   /** Until then, this process's waiters leave a permit it gave back to a waiting process. */
   #yieldUntil = 0;
   #everReady: boolean;
@@ -134,14 +144,19 @@ export class RedisSemaphore implements Semaphore {
     this.#localHandOverMs = options.localHandOverMs ?? DEFAULT_LOCAL_HAND_OVER_MS;
     this.#yieldMs = options.yieldMs ?? DEFAULT_YIELD_MS;
     this.#waitingTtlMs = 3 * this.#recheckMs;
+    this.#waitingMessage = `${WAITING_PREFIX}${this.#publisherId}`;
     this.#holderName = options.holderName ?? "holder";
     this.#onLeasesLost = options.onLeasesLost;
     this.#log = getLogger("semaphore", { source: options.name ?? options.activityArn });
     this.#everReady = this.#connection.ready;
 
     this.#unsubscribe.push(
-      this.#connection.subscribe(this.keys.released, (publisher) => {
-        if (publisher !== this.#publisherId) void this.#pump();
+      this.#connection.subscribe(this.keys.released, (message) => {
+        if (message.startsWith(WAITING_PREFIX)) {
+          if (message !== this.#waitingMessage) this.#othersWaiting = true;
+        } else if (message !== this.#publisherId) {
+          void this.#pump();
+        }
       }),
       this.#connection.onReady(() => this.#onReconnect()),
       this.#connection.onDown(() => this.#scheduleRecheck(this.#recheckMs)),
@@ -242,6 +257,9 @@ export class RedisSemaphore implements Semaphore {
             this.#scheduleRecheck(yieldLeft);
             break;
           }
+          // Redis counts these leases too, so it could grant nothing: wait for a release here (it is
+          // handed over locally) or a raised limit, without asking.
+          if (this.#held.size >= this.#limit) break;
           const batch = this.#waiters.head(this.#limit);
           const ids = batch.map(() => this.#newId());
           const generation = this.#limitGeneration;
@@ -250,7 +268,7 @@ export class RedisSemaphore implements Semaphore {
           const [granted, earliestExpiryMs] = (await acquireScript.run(
             this.#connection.client,
             [this.keys.holders, this.keys.waiting],
-            [this.#limit, this.#ttlMs, this.#publisherId, this.#waitingTtlMs, ...ids],
+            [this.#limit, this.#ttlMs, this.#publisherId, this.#waitingTtlMs, this.keys.released, ...ids],
           )) as [number, number];
           if (granted > 0) this.#confirmLimit(generation);
           const orphans: string[] = [];
@@ -344,8 +362,9 @@ export class RedisSemaphore implements Semaphore {
     return undefined;
   }
 
+  /** A lease that has had its turn here while another process waits. */
   #handOverExpired(lease: Lease): boolean {
-    return performance.now() - lease.grantedAt >= this.#localHandOverMs;
+    return this.#othersWaiting && performance.now() - lease.grantedAt >= this.#localHandOverMs;
   }
 
   #confirmLimit(generation: number): void {
@@ -398,6 +417,7 @@ export class RedisSemaphore implements Semaphore {
         [this.keys.released, this.#publisherId, ...ids],
       )) as [number, number];
       for (const id of ids) this.#pendingReleases.delete(id);
+      this.#othersWaiting = othersWaiting > 0;
       return othersWaiting;
     } catch (error) {
       for (const id of ids) this.#pendingReleases.add(id);
@@ -415,10 +435,11 @@ export class RedisSemaphore implements Semaphore {
       const started = performance.now();
       const result = (await refreshScript.run(
         this.#connection.client,
-        [this.keys.holders],
-        [this.#limit, this.#ttlMs, ...leases.map((lease) => lease.id)],
-      )) as [number, ...string[]];
-      const [reacquiredCount, ...rest] = result;
+        [this.keys.holders, this.keys.waiting],
+        [this.#limit, this.#ttlMs, this.#publisherId, ...leases.map((lease) => lease.id)],
+      )) as [number, number, ...string[]];
+      const [othersWaiting, reacquiredCount, ...rest] = result;
+      this.#othersWaiting = othersWaiting > 0;
       const reacquired = rest.slice(0, reacquiredCount);
       const lostIds = rest.slice(reacquiredCount);
       // A lease released while this refresh was on its way was re-taken by it: give it back.

@@ -16,24 +16,30 @@ local limit = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 `;
 
+/** How a process announces on the channel that it waits: this prefix, then its id. */
+export const WAITING_PREFIX = "waiting ";
+
 /**
- * Grants as many of the given ids (ARGV[5..], in order) as the limit leaves room for. When some are
- * refused, process ARGV[3] is marked waiting (in KEYS[2]) for ARGV[4] ms; when all are granted, it
- * no longer is. Returns {granted, msUntilEarliestExpiry or -1}: the caller re-checks no later than
- * that, so a crashed holder's permit is picked up without a release message.
+ * Grants as many of the given ids (ARGV[6..], in order) as the limit leaves room for. When some are
+ * refused, process ARGV[3] is listed waiting in KEYS[2] for ARGV[4] ms, and if it was not listed
+ * yet, that is announced on channel ARGV[5] (so holders start giving turns at once); when all are
+ * granted, it is no longer listed. Returns {granted, msUntilEarliestExpiry or -1}: the caller
+ * re-checks no later than that, so a crashed holder's permit is picked up without a release message.
  */
 export const ACQUIRE = `${PRELUDE}
 local free = limit - redis.call('ZCARD', KEYS[1])
 local granted = 0
-for i = 5, #ARGV do
+for i = 6, #ARGV do
   if granted >= free then break end
   redis.call('ZADD', KEYS[1], now + ttl, ARGV[i])
   granted = granted + 1
 end
 if granted > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
-if granted < #ARGV - 4 then
+if granted < #ARGV - 5 then
   local waitingTtl = tonumber(ARGV[4])
-  redis.call('ZADD', KEYS[2], now + waitingTtl, ARGV[3])
+  if redis.call('ZADD', KEYS[2], now + waitingTtl, ARGV[3]) == 1 then
+    redis.call('PUBLISH', ARGV[5], '${WAITING_PREFIX}' .. ARGV[3])
+  end
   redis.call('PEXPIRE', KEYS[2], waitingTtl)
 else
   redis.call('ZREM', KEYS[2], ARGV[3])
@@ -45,16 +51,26 @@ return {granted, wait}
 `;
 
 /**
- * Extends the leases of the given ids (ARGV[3..]). A lease that is gone (it expired while this
- * holder could not reach Redis, or Redis lost its data in a restart) is taken again when the limit
- * leaves room, so a task still running is counted again; otherwise it is reported lost.
- * Returns {n, reacquiredId x n, lostId...}: the caller gives back a re-taken lease whose permit was
- * released meanwhile.
+ * Sets `others` to how many processes besides `self` (a Lua expression: the caller's id) are listed
+ * waiting in KEYS[2], dropping expired entries; needs `now`.
+ */
+const othersWaiting = (self: string): string => `
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local others = redis.call('ZCARD', KEYS[2])
+if redis.call('ZSCORE', KEYS[2], ${self}) then others = others - 1 end
+`;
+
+/**
+ * Extends the leases of process ARGV[3] with the given ids (ARGV[4..]). A lease that is gone (it
+ * expired while this holder could not reach Redis, or Redis lost its data in a restart) is taken
+ * again when the limit leaves room, so a task still running is counted again; otherwise it is
+ * reported lost. Returns {othersWaiting, n, reacquiredId x n, lostId...}: the caller gives back a
+ * re-taken lease whose permit was released meanwhile.
  */
 export const REFRESH = `${PRELUDE}
 local lost = {}
 local reacquired = {}
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
     redis.call('ZADD', KEYS[1], 'XX', now + ttl, ARGV[i])
   elseif redis.call('ZCARD', KEYS[1]) < limit then
@@ -65,7 +81,8 @@ for i = 3, #ARGV do
   end
 end
 if redis.call('ZCARD', KEYS[1]) > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
-local result = {#reacquired}
+${othersWaiting("ARGV[3]")}
+local result = {others, #reacquired}
 for _, id in ipairs(reacquired) do table.insert(result, id) end
 for _, id in ipairs(lost) do table.insert(result, id) end
 return result
@@ -84,9 +101,7 @@ end
 if removed > 0 then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-local others = redis.call('ZCARD', KEYS[2])
-if redis.call('ZSCORE', KEYS[2], ARGV[2]) then others = others - 1 end
+${othersWaiting("ARGV[2]")}
 return {removed, others}
 `;
 
