@@ -105,7 +105,7 @@ function findSemaphoreRun(
   );
 }
 
-/** The run without local hand-over (one loop per instance), ours and the library's. */
+/** The run of one loop per instance, ours and the library's. */
 function crossingRuns(report: BenchReport): { ours: SemaphoreResult; library: SemaphoreResult } | undefined {
   const instances = report.semaphore?.settings.crossingInstances;
   if (instances === undefined) return undefined;
@@ -276,7 +276,7 @@ export function renderReport(report: BenchReport): string {
   const crossing = crossingRuns(report);
   if (crossing) {
     const { ours, library } = crossing;
-    const label = `${ours.instances} processes of one loop, no local hand-over`;
+    const label = `${ours.instances} processes of one loop each`;
     push(
       `| semaphore cycles/s (${label}) | ${int(ours.cyclesPerSecond)} | ${int(library.cyclesPerSecond)} (redis-semaphore) | (reported, not a target) | |`,
       `| semaphore hand-off p50 / p99 (${label}) | ${ms(ours.handoffMs.p50)} / ${ms(ours.handoffMs.p99)} ms | ${ms(library.handoffMs.p50)} / ${ms(library.handoffMs.p99)} ms | (reported, not a target) | |`,
@@ -313,7 +313,7 @@ function renderSemaphore(report: BenchReport, push: (...lines: string[]) => void
     "Command: `npm run bench` (this section alone: `npm run bench -- --only semaphore`, which prints its report instead of writing this file). Source: bench/semaphore.ts.",
     "",
     "**How measured.** One redis-server (started by the benchmark on a loopback port, no persistence) serves both implementations in the same run, one after the other, the keyspace flushed in between. " +
-      `In the benchmark's own process, ${s.contenders} contenders (${s.crossingInstances} in the run without local hand-over, below) each loop: acquire → hold ${s.holdMs} ms (a timer, finished on the real clock: a Node timer can fire early when the event loop is busy) → release, with a limit of ${s.limit}. ` +
+      `In the benchmark's own process, ${s.contenders} contenders (${s.crossingInstances} in the run of one loop per instance, below) each loop: acquire → hold ${s.holdMs} ms (a timer, finished on the real clock: a Node timer can fire early when the event loop is busy) → release, with a limit of ${s.limit}. ` +
       `Each run warms up for ${s.warmupMs / 1000} s, then measures a ${s.windowMs / 1000} s window. ` +
       `The contenders are spread evenly over ${s.instanceCounts.join(" or ")} *instances*: an instance is one semaphore object (ours) or one ioredis client (redis-semaphore) with its own Redis connections, so 1 instance is one poller process with all the loops and 10 instances stand for ten processes (pods) of ${s.contenders / 10} loops each. ` +
       "In the 10-instance run, a process that has waiters of its own serves them first: ours hands a released permit straight to the oldest waiter of the same instance (local hand-over, no Redis round trip). While another instance waits (refused acquisitions list and announce their instance), a lease passes locally for at most 1 s after Redis granted it; then it goes back to Redis and the releasing instance holds back its own loops for 10 ms, so that the waiting instance (woken through pub/sub) takes it. So most of our hand-offs there stay inside an instance (about 10 leases cross per second), and that run does not measure crossing processes. redis-semaphore keeps nothing per instance: every release goes to Redis, and the first waiter to poll, of whichever instance, takes the permit. " +
