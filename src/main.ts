@@ -1,11 +1,11 @@
 /**
  * The `sfn-operator` command line: `local`, `poller` and `emulator` (the operator comes with the
- * Kubernetes work). Parsing and process concerns only; each command lives in its own module.
+ * Kubernetes work). Parsing and process concerns only; each command lives in its own module, loaded
+ * when that command runs, so that a process carries only the code it uses (a poller does not load
+ * the emulator, nor the emulator the AWS SDK).
  */
 import { Command, InvalidArgumentError, Option } from "commander";
-import { startEmulator } from "./emulator/index.ts";
 import { ConfigError } from "./local/config.ts";
-import { runLocal } from "./local/run-local.ts";
 import {
   configureLogging,
   describeError,
@@ -14,7 +14,6 @@ import {
   type LogFormat,
   type LogLevel,
 } from "./observability/logger.ts";
-import { runPollerCommand } from "./poller/run-poller.ts";
 import { VERSION } from "./version.ts";
 
 /** Exit code for invalid configuration (a bad sources file or environment), as documented. */
@@ -92,12 +91,13 @@ program
     "\nAWS credentials and region come from the SDK's default chain; AWS_ENDPOINT_URL_SFN points it at another\nendpoint, e.g. the emulator: AWS_ENDPOINT_URL_SFN=http://127.0.0.1:8083\n",
   )
   .action((options: { file: string; metricsPort?: number }) =>
-    execute(() =>
-      runLocal({
+    execute(async () => {
+      const { runLocal } = await import("./local/run-local.ts");
+      return runLocal({
         file: options.file,
         ...(options.metricsPort !== undefined ? { metricsPort: options.metricsPort } : {}),
-      }),
-    ),
+      });
+    }),
   );
 
 program
@@ -109,7 +109,12 @@ program
       .default(9090)
       .env("SFN_METRICS_PORT"),
   )
-  .action((options: { metricsPort: number }) => execute(() => runPollerCommand(options)));
+  .action((options: { metricsPort: number }) =>
+    execute(async () => {
+      const { runPollerCommand } = await import("./poller/run-poller.ts");
+      return runPollerCommand(options);
+    }),
+  );
 
 program
   .command("emulator")
@@ -121,6 +126,7 @@ program
   .option("--long-poll-seconds <seconds>", "how long GetActivityTask waits for a task", positiveNumber, 60)
   .action((options: { port: number; host: string; longPollSeconds: number }) =>
     execute(async () => {
+      const { startEmulator } = await import("./emulator/index.ts");
       const emulator = await startEmulator(options);
       process.stdout.write(`Step Functions emulator listening on ${emulator.url}\n`);
       await new Promise<void>((resolve) => {
