@@ -5,7 +5,7 @@
  * the emulator, nor the emulator the AWS SDK).
  */
 import { Command, InvalidArgumentError, Option } from "commander";
-import { ConfigError } from "./local/config.ts";
+import { ConfigError } from "./api/fields.ts";
 import {
   configureLogging,
   describeError,

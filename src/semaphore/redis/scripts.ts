@@ -7,10 +7,14 @@
  * expire when their last member would, so an abandoned semaphore leaves nothing behind.
  */
 
-/** Shared prelude: server time in ms, and the expired leases dropped. */
-const PRELUDE = `
+/** The Redis server's time in ms, as `now`. */
+const NOW = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`;
+
+/** Shared prelude: server time in ms, and the expired leases dropped. */
+const PRELUDE = `${NOW}
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local limit = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
@@ -99,8 +103,7 @@ for i = 3, #ARGV do
   removed = removed + redis.call('ZREM', KEYS[1], ARGV[i])
 end
 if removed > 0 then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+${NOW}
 ${othersWaiting("ARGV[2]")}
 return {removed, others}
 `;
