@@ -6,12 +6,22 @@
  * - `poller`: `sfn-operator local -f <file>`, the real CLI as users run it, in-process semaphore;
  * - `poller-redis`: the same with `redis:` in the file (the Redis semaphore).
  *
- * Full mode keeps a backlog of SCHEDULED tasks in the emulator (a feeder tops it up through the side
- * API), lets the process warm up, then counts tasks closed during a steady window from the
- * emulator's own counters; it checks the backlog never ran dry, so the window measures the process
- * and not the feeder. Quick mode enqueues a fixed number of tasks and waits for all of them.
- * Either way, afterwards every task the process took must be closed as SUCCEEDED: nothing failed,
- * nothing left STARTED after the process exited on SIGTERM.
+ * The three processes run side by side for the whole benchmark, each on its own activity, and take
+ * turns: in each cycle every variant in turn gets a batch of tasks while the others have none (they
+ * sit in long polls, as idle pods do). A variant's slice is measured from the emulator's closed-task
+ * count of its activity once it has had `settleMs` to ramp up, for `sliceMs`, with tasks still queued
+ * at the end (else the slice is rejected: the batch, not the process, set the pace); the rest of the
+ * batch drains before the next variant's turn, so no two variants ever work at once.
+ *
+ * Why slices and not one long window per variant: this machine is shared and its speed drifts by
+ * ±10% over minutes. A variant's slice and the bare loop's in the same cycle are seconds apart, so
+ * each cycle's ratio compares like with like, and the median over many cycles shrugs off a slice
+ * disturbed by other work. Starving the idle variants (rather than stopping them with SIGSTOP) keeps
+ * every process's timers honest: a stopped process would, on resuming, see its command and socket
+ * timeouts fire before the answers waiting in its sockets are read.
+ *
+ * Afterwards every process gets SIGTERM, must exit 0, and every task taken must be closed as
+ * SUCCEEDED: nothing failed, nothing left STARTED.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -21,7 +31,7 @@ import { BENCH_DIST, BIN, Child, cpuMs, vmBytes } from "./proc.ts";
 
 export type DispatchVariant = "bare" | "poller" | "poller-redis";
 
-/** The processes the measured one talks to. */
+/** The processes the measured ones talk to. */
 export interface DispatchSetup {
   emulatorUrl: string;
   emulatorPid: number | undefined;
@@ -33,16 +43,20 @@ export interface DispatchSetup {
   workDir: string;
 }
 
-export interface DispatchOptions {
-  variant: DispatchVariant;
-  round: number;
+export interface DispatchPlan {
+  variants: DispatchVariant[];
   /** Concurrent loops (the poller's maxConcurrency and concurrencyPerPoller). */
   loops: number;
-  /** Full mode: warm-up and window; quick mode: a fixed number of tasks. */
-  mode: { kind: "window"; warmupMs: number; windowMs: number } | { kind: "fixed"; tasks: number };
+  /** One unmeasured turn of each variant before the first cycle (JIT, connection pools). */
+  warmupMs: number;
+  cycles: number;
+  /** From a turn's first tasks to the start of its measurement. */
+  settleMs: number;
+  /** The measured part of a turn. */
+  sliceMs: number;
 }
 
-/** CPU used during the measurement, in cores (1 = one core busy the whole time). */
+/** CPU used during a slice, in cores (1 = one core busy the whole time). */
 export interface CpuShare {
   measured: number;
   emulator: number;
@@ -50,34 +64,43 @@ export interface CpuShare {
   redis: number;
 }
 
-export interface DispatchResult {
+/** One measured slice: one variant's turn in one cycle. */
+export interface DispatchSlice {
   variant: DispatchVariant;
-  round: number;
-  /** How the measured process was started, with its environment. */
-  command: string;
-  /** The sources file (pollers only). */
-  sourcesFile?: string;
+  cycle: number;
   tasksPerSecond: number;
   measuredTasks: number;
   measuredMs: number;
   cpu: CpuShare;
   /** CPU ms of the measured process per task. */
   cpuMsPerTask: number;
-  /** VmHWM of the measured process at the end of the measurement. */
+  /** VmHWM of the measured process at the end of the slice. */
   peakRssBytes: number | undefined;
-  /** Smallest SCHEDULED backlog seen during the window (full mode; must stay above 0). */
-  minBacklog: number | undefined;
+  /** Tasks of the batch still queued when the slice ended (must be above 0). */
+  backlogAtEnd: number;
+}
+
+export interface DispatchRun {
+  /** How each variant's process was started, with its environment. */
+  commands: Partial<Record<DispatchVariant, string>>;
+  /** The Redis variant's sources file (the in-process one is the same without `redis:`). */
+  sourcesFile: string | undefined;
+  slices: DispatchSlice[];
+  /** Tasks closed over the whole run, warm-up and drains included. */
   tasksClosed: number;
-  exitCode: number | null;
   /** Problems found by the checks; empty when the run is valid. */
   problems: string[];
 }
 
-const BACKLOG_LOW = 2_000;
-const BACKLOG_BATCH = 2_000;
-const FEED_INTERVAL_MS = 100;
-/** The emulator forgets closed tasks beyond this (its default retainClosedTasks); counts must stay below. */
-const EMULATOR_RETAINED = 100_000;
+/**
+ * A batch is sized for the variant's best rate so far (at least this) times the headroom: too small
+ * and the slice is rejected, too large and only the drain after the slice takes longer.
+ */
+const MIN_RATE_PER_S = 1_000;
+const BATCH_HEADROOM = 1.3;
+const DRAIN_POLL_MS = 20;
+/** After a batch has drained, for the last tasks in flight to be reported. */
+const DRAIN_TAIL_MS = 100;
 export const ACTIVITY_REGION = "us-east-1";
 
 export function awsEnv(emulatorUrl: string): NodeJS.ProcessEnv {
@@ -111,138 +134,152 @@ export function sourcesYaml(
   ].join("\n");
 }
 
-function closedOf(stats: EmulatorStats): number {
-  return stats.tasks.SUCCEEDED + stats.tasks.FAILED + stats.tasks.TIMED_OUT;
+/** One variant's process and its activity. */
+interface Contestant {
+  variant: DispatchVariant;
+  child: Child;
+  activityName: string;
+  /** Known from the first batch enqueued (the process created the activity by name). */
+  activityArn: string | undefined;
+  /** Its best measured rate so far, to size its next batch. */
+  bestRate: number;
 }
 
-export async function runDispatchBench(
-  setup: DispatchSetup,
-  options: DispatchOptions,
-): Promise<DispatchResult> {
+export async function runDispatchBench(setup: DispatchSetup, plan: DispatchPlan): Promise<DispatchRun> {
   const side = new EmulatorClient(setup.emulatorUrl);
   await side.reset();
-  const activityName = `bench-${options.variant}-${options.round}`;
   const problems: string[] = [];
-  let enqueued = 0;
-  const enqueue = async (count: number): Promise<void> => {
-    if (enqueued + count >= EMULATOR_RETAINED) throw new Error("too many tasks for the emulator's retention");
-    await side.enqueue({ activityName, count, input: { n: enqueued } });
-    enqueued += count;
-  };
-  await enqueue(options.mode.kind === "fixed" ? options.mode.tasks : 2 * BACKLOG_BATCH);
+  const commands: Partial<Record<DispatchVariant, string>> = {};
+  let sourcesFile: string | undefined;
+  const contestants: Contestant[] = [];
+  try {
+    for (const variant of plan.variants) {
+      const started = await startVariant(setup, variant, plan.loops);
+      commands[variant] = started.command;
+      sourcesFile ??= started.sourcesFile;
+      contestants.push(started.contestant);
+    }
 
+    const turn = async (contestant: Contestant, settleMs: number, sliceMs: number) => {
+      const batch = Math.ceil((contestant.bestRate * BATCH_HEADROOM * (settleMs + sliceMs)) / 1000);
+      const { activityArn } = await side.enqueue({
+        activityName: contestant.activityName,
+        count: batch,
+        input: { n: 1 },
+      });
+      contestant.activityArn = activityArn;
+      await sleep(settleMs);
+      const first = await sample(side, setup, contestant);
+      await sleep(sliceMs);
+      const last = await sample(side, setup, contestant);
+      await drain(side, contestant);
+      return { first, last };
+    };
+
+    for (const contestant of contestants) {
+      const { first, last } = await turn(contestant, 0, plan.warmupMs);
+      const rate = ((last.closed - first.closed) * 1000) / (last.at - first.at);
+      contestant.bestRate = Math.max(contestant.bestRate, rate);
+    }
+
+    const slices: DispatchSlice[] = [];
+    for (let cycle = 1; cycle <= plan.cycles; cycle++) {
+      // Rotate the order each cycle, so that no variant always goes first or right after another.
+      for (let i = 0; i < contestants.length; i++) {
+        const contestant = contestants[(i + cycle - 1) % contestants.length] as Contestant;
+        const { first, last } = await turn(contestant, plan.settleMs, plan.sliceMs);
+        const slice = sliceOf(contestant, cycle, first, last);
+        contestant.bestRate = Math.max(contestant.bestRate, slice.tasksPerSecond);
+        if (slice.backlogAtEnd === 0) {
+          problems.push(
+            `${contestant.variant} cycle ${cycle}: its batch ran out before the slice ended: the batch, not the process, set the pace`,
+          );
+        }
+        if (slice.measuredTasks <= 0)
+          problems.push(`${contestant.variant} cycle ${cycle}: no task completed`);
+        slices.push(slice);
+      }
+    }
+
+    await stopAll(contestants, problems);
+    const stats = await side.stats();
+    checkTasks(stats, problems);
+    const tasksClosed = stats.tasks.SUCCEEDED + stats.tasks.FAILED + stats.tasks.TIMED_OUT;
+    return { commands, sourcesFile, slices, tasksClosed, problems };
+  } finally {
+    for (const { child } of contestants) if (child.running) child.process.kill("SIGKILL");
+  }
+}
+
+async function startVariant(
+  setup: DispatchSetup,
+  variant: DispatchVariant,
+  loops: number,
+): Promise<{ contestant: Contestant; command: string; sourcesFile?: string }> {
+  const activityName = `bench-${variant}`;
   const env = awsEnv(setup.emulatorUrl);
   const envText = Object.entries(env)
     .map(([key, value]) => `${key}=${value}`)
     .join(" ");
-  let child: Child;
-  let command: string;
-  let sourcesFile: string | undefined;
-  if (options.variant === "bare") {
-    child = new Child(
+  if (variant === "bare") {
+    const child = new Child(
       "bare loop",
-      [path.join(BENCH_DIST, "bare-loop.js"), activityName, `${setup.targetUrl}/task`, String(options.loops)],
+      [path.join(BENCH_DIST, "bare-loop.js"), activityName, `${setup.targetUrl}/task`, String(loops)],
       env,
     );
-    command = `${envText} ${child.command}`;
     await child.waitFor(/^ready /m);
-  } else {
-    sourcesFile = path.join(setup.workDir, `${activityName}.yaml`);
-    const redisUrl = options.variant === "poller-redis" ? setup.redisUrl : undefined;
-    fs.writeFileSync(sourcesFile, sourcesYaml(activityName, setup.targetUrl, options.loops, redisUrl));
-    child = new Child("poller", [BIN, "local", "-f", sourcesFile], { ...env, SFN_LOG_FORMAT: "json" });
-    command = `${envText} ${child.command}`;
-    await child.waitFor(/"message":"polling"/);
+    return { contestant: contestantOf(variant, child, activityName), command: `${envText} ${child.command}` };
   }
-  const pid = child.pid;
+  const sourcesFile = path.join(setup.workDir, `${activityName}.yaml`);
+  const redisUrl = variant === "poller-redis" ? setup.redisUrl : undefined;
+  const yaml = sourcesYaml(activityName, setup.targetUrl, loops, redisUrl);
+  fs.writeFileSync(sourcesFile, yaml);
+  const child = new Child(variant, [BIN, "local", "-f", sourcesFile], { ...env, SFN_LOG_FORMAT: "json" });
+  await child.waitFor(/"message":"polling"/);
+  return {
+    contestant: contestantOf(variant, child, activityName),
+    command: `${envText} ${child.command}`,
+    ...(redisUrl ? { sourcesFile: yaml } : {}),
+  };
+}
 
-  const cpuNow = (): CpuShare => ({
-    measured: cpuMs(pid) ?? Number.NaN,
+function contestantOf(variant: DispatchVariant, child: Child, activityName: string): Contestant {
+  return { variant, child, activityName, activityArn: undefined, bestRate: MIN_RATE_PER_S };
+}
+
+interface Sample {
+  at: number;
+  closed: number;
+  scheduled: number;
+  cpu: CpuShare;
+}
+
+async function sample(side: EmulatorClient, setup: DispatchSetup, contestant: Contestant): Promise<Sample> {
+  const cpu: CpuShare = {
+    measured: cpuMs(contestant.child.pid) ?? Number.NaN,
     emulator: cpuMs(setup.emulatorPid) ?? Number.NaN,
     target: cpuMs(setup.targetPid) ?? Number.NaN,
     redis: cpuMs(setup.redisPid) ?? Number.NaN,
-  });
-  const sample = async (): Promise<{ at: number; closed: number; cpu: CpuShare }> => {
-    const cpu = cpuNow();
-    const before = performance.now();
-    const stats = await side.stats();
-    // The counters were read somewhere during the call: take its middle.
-    return { at: (before + performance.now()) / 2, closed: closedOf(stats), cpu };
   };
+  const before = performance.now();
+  const counts = (await side.stats()).activityTasks[contestant.activityArn ?? ""];
+  // The counters were read somewhere during the call: take its middle.
+  return {
+    at: (before + performance.now()) / 2,
+    closed: counts?.closed ?? 0,
+    scheduled: counts?.scheduled ?? 0,
+    cpu,
+  };
+}
 
-  let first: { at: number; closed: number; cpu: CpuShare };
-  let last: { at: number; closed: number; cpu: CpuShare };
-  let minBacklog: number | undefined;
-  if (options.mode.kind === "fixed") {
-    first = { at: performance.now(), closed: 0, cpu: cpuNow() };
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      last = await sample();
-      if (last.closed >= enqueued) break;
-      if (Date.now() > deadline)
-        throw new Error(`${child.name}: ${last.closed}/${enqueued} tasks closed after 60 s`);
-      if (child.process.exitCode !== null) throw new Error(`${child.name} exited early:\n${child.tail()}`);
-      await sleep(20);
-    }
-  } else {
-    const { warmupMs, windowMs } = options.mode;
-    const windowStart = performance.now() + warmupMs;
-    const windowEnd = windowStart + windowMs;
-    let feeding = true;
-    // Keeps the backlog between BACKLOG_LOW and BACKLOG_LOW + BACKLOG_BATCH.
-    const feeder = (async () => {
-      while (feeding) {
-        const stats = await side.stats();
-        const now = performance.now();
-        if (now >= windowStart && now <= windowEnd) {
-          minBacklog = Math.min(minBacklog ?? Number.POSITIVE_INFINITY, stats.tasks.SCHEDULED);
-        }
-        if (stats.tasks.SCHEDULED < BACKLOG_LOW) await enqueue(BACKLOG_BATCH);
-        await sleep(FEED_INTERVAL_MS);
-      }
-    })();
-    await sleep(windowStart - performance.now());
-    first = await sample();
-    await sleep(windowEnd - performance.now());
-    last = await sample();
-    feeding = false;
-    await feeder;
-    if (minBacklog === 0)
-      problems.push("the backlog ran dry during the window: the feeder, not the process, set the pace");
-  }
-  const peakRssBytes = vmBytes(pid, "VmHWM");
-
-  // Quick mode drained the queue: check now, then end the waiting long polls at once (reset) rather
-  // than after their window. Full mode leaves a backlog: polls end at once, check after the exit.
-  if (options.mode.kind === "fixed") {
-    checkTasks(await side.stats(), problems);
-    if (last.closed !== enqueued) problems.push(`${last.closed} of ${enqueued} tasks closed`);
-  }
-  const exiting = child.stop(60_000);
-  if (options.mode.kind === "fixed") await side.reset({ keepActivities: true }).catch(() => {});
-  const exit = await exiting;
-  if (exit.code !== 0)
-    problems.push(`${child.name} exited with ${exit.code ?? exit.signal}:\n${child.tail()}`);
-  if (options.mode.kind === "window") checkTasks(await side.stats(), problems);
-  if (options.variant === "bare") {
-    const done = /^done (\{.*\})$/m.exec(child.stdout);
-    if (!done) problems.push("the bare loop printed no summary");
-    else if ((JSON.parse(done[1] as string) as { errors: number }).errors > 0) {
-      problems.push(`bare loop errors: ${done[1]}`);
-    }
-  }
-
+function sliceOf(contestant: Contestant, cycle: number, first: Sample, last: Sample): DispatchSlice {
   const measuredMs = last.at - first.at;
   const measuredTasks = last.closed - first.closed;
-  const seconds = measuredMs / 1000;
   const share = (key: keyof CpuShare): number => (last.cpu[key] - first.cpu[key]) / measuredMs;
-  if (measuredTasks <= 0) problems.push("no task was completed in the measurement");
   return {
-    variant: options.variant,
-    round: options.round,
-    command,
-    ...(sourcesFile ? { sourcesFile: fs.readFileSync(sourcesFile, "utf8") } : {}),
-    tasksPerSecond: measuredTasks / seconds,
+    variant: contestant.variant,
+    cycle,
+    tasksPerSecond: (measuredTasks * 1000) / measuredMs,
     measuredTasks,
     measuredMs,
     cpu: {
@@ -252,12 +289,38 @@ export async function runDispatchBench(
       redis: share("redis"),
     },
     cpuMsPerTask: (last.cpu.measured - first.cpu.measured) / measuredTasks,
-    peakRssBytes,
-    minBacklog,
-    tasksClosed: last.closed,
-    exitCode: exit.code,
-    problems,
+    peakRssBytes: vmBytes(contestant.child.pid, "VmHWM"),
+    backlogAtEnd: last.scheduled,
   };
+}
+
+/** Waits until the contestant's batch is all handed out, then for its last tasks to be reported. */
+async function drain(side: EmulatorClient, contestant: Contestant): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (((await side.stats()).activityTasks[contestant.activityArn ?? ""]?.scheduled ?? 0) > 0) {
+    if (!contestant.child.running)
+      throw new Error(`${contestant.child.name} exited:\n${contestant.child.tail()}`);
+    if (Date.now() > deadline)
+      throw new Error(`${contestant.child.name} did not drain its batch within 60 s`);
+    await sleep(DRAIN_POLL_MS);
+  }
+  await sleep(DRAIN_TAIL_MS);
+}
+
+/** SIGTERM to every process at once; each must exit 0, the bare loop without errors. */
+async function stopAll(contestants: Contestant[], problems: string[]): Promise<void> {
+  const exits = await Promise.all(contestants.map(({ child }) => child.stop(60_000)));
+  contestants.forEach(({ child, variant }, i) => {
+    const exit = exits[i];
+    if (exit?.code !== 0)
+      problems.push(`${child.name} exited with ${exit?.code ?? exit?.signal}:\n${child.tail()}`);
+    if (variant !== "bare") return;
+    const done = /^done (\{.*\})$/m.exec(child.stdout);
+    if (!done) problems.push("the bare loop printed no summary");
+    else if ((JSON.parse(done[1] as string) as { errors: number }).errors > 0) {
+      problems.push(`bare loop errors: ${done[1]}`);
+    }
+  });
 }
 
 /** Every task taken was reported, and every report was a success the emulator accepted. */

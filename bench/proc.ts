@@ -175,6 +175,11 @@ export class Child {
     }
   }
 
+  /** Whether it is still running (not exited). */
+  get running(): boolean {
+    return this.process.exitCode === null && this.process.signalCode === null;
+  }
+
   /** SIGTERM, then SIGKILL after `timeoutMs`; resolves to how it exited. */
   async stop(timeoutMs = 20_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     if (this.process.exitCode === null && this.process.signalCode === null) this.process.kill("SIGTERM");

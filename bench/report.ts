@@ -3,7 +3,7 @@
  * the results of one run; plus the checks that make a run (quick or full) fail.
  */
 import { DEFAULT_LEASE_TTL_MS, DEFAULT_RECHECK_MS } from "../src/semaphore/redis/redis-semaphore.ts";
-import type { DispatchResult, DispatchVariant } from "./dispatch.ts";
+import type { DispatchRun, DispatchSlice, DispatchVariant } from "./dispatch.ts";
 import type { MachineInfo } from "./proc.ts";
 import { type Implementation, LIBRARY_OPTIONS, type SemaphoreResult } from "./semaphore.ts";
 
@@ -35,15 +35,16 @@ export interface BenchReport {
     | {
         settings: {
           loops: number;
-          rounds: number;
+          variants: DispatchVariant[];
           warmupMs: number;
-          windowMs: number;
-          quickTasks: number;
+          cycles: number;
+          settleMs: number;
+          sliceMs: number;
           longPollSeconds: number;
         };
         emulatorCommand: string;
         targetCommand: string;
-        results: DispatchResult[];
+        run: DispatchRun;
       }
     | undefined;
 }
@@ -77,9 +78,9 @@ interface SemaphoreVerdict {
 interface DispatchVerdict {
   variant: DispatchVariant;
   median: number;
-  /** Median of the per-round ratios against the bare loop. */
+  /** Median of the per-cycle ratios against the bare loop. */
   ratio: number;
-  /** The per-round ratios, lowest and highest: how much the machine's drift moved them. */
+  /** The per-cycle ratios, lowest and highest: how much the machine's drift moved them. */
   ratioRange: [number, number];
   ratioMet: boolean;
   minMet: boolean;
@@ -139,24 +140,24 @@ function median(values: number[]): number {
     : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
-function ratesOf(report: BenchReport, variant: DispatchVariant): DispatchResult[] {
-  return (report.dispatch?.results ?? []).filter((r) => r.variant === variant);
+function slicesOf(report: BenchReport, variant: DispatchVariant): DispatchSlice[] {
+  return (report.dispatch?.run.slices ?? []).filter((r) => r.variant === variant);
 }
 
 function dispatchVerdicts(report: BenchReport): DispatchVerdict[] {
-  const bare = ratesOf(report, "bare");
+  const bare = slicesOf(report, "bare");
   if (bare.length === 0) return [];
-  const bareByRound = new Map(bare.map((r) => [r.round, r.tasksPerSecond]));
+  const bareByCycle = new Map(bare.map((r) => [r.cycle, r.tasksPerSecond]));
   return (["bare", "poller", "poller-redis"] as DispatchVariant[])
-    .map((variant) => ({ variant, runs: ratesOf(report, variant) }))
-    .filter(({ runs }) => runs.length > 0)
-    .map(({ variant, runs }) => {
-      const value = median(runs.map((r) => r.tasksPerSecond));
-      // Each round's own ratio (the variant against the bare loop run next to it), then the median:
-      // the machine's speed drifts between rounds, and a ratio of two medians would mix rounds.
-      const ratios = runs
-        .filter((r) => bareByRound.has(r.round))
-        .map((r) => r.tasksPerSecond / (bareByRound.get(r.round) as number));
+    .map((variant) => ({ variant, slices: slicesOf(report, variant) }))
+    .filter(({ slices }) => slices.length > 0)
+    .map(({ variant, slices }) => {
+      const value = median(slices.map((r) => r.tasksPerSecond));
+      // Each cycle's own ratio (the variant against the bare loop's slice seconds away), then the
+      // median: the machine's speed drifts over a run, and a ratio of two medians would mix cycles.
+      const ratios = slices
+        .filter((r) => bareByCycle.has(r.cycle))
+        .map((r) => r.tasksPerSecond / (bareByCycle.get(r.cycle) as number));
       const ratio = median(ratios);
       return {
         variant,
@@ -165,8 +166,8 @@ function dispatchVerdicts(report: BenchReport): DispatchVerdict[] {
         ratioRange: [Math.min(...ratios), Math.max(...ratios)] as [number, number],
         ratioMet: ratio >= TARGETS.dispatchRatio,
         minMet: value >= TARGETS.dispatchMin,
-        peakRssBytes: Math.max(...runs.map((r) => r.peakRssBytes ?? 0)),
-        cpuMsPerTask: median(runs.map((r) => r.cpuMsPerTask)),
+        peakRssBytes: Math.max(...slices.map((r) => r.peakRssBytes ?? 0)),
+        cpuMsPerTask: median(slices.map((r) => r.cpuMsPerTask)),
       };
     });
 }
@@ -181,11 +182,10 @@ export function checkProblems(report: BenchReport): string[] {
     if (r.maxHeld > r.limit) problems.push(`${name}: ${r.maxHeld} permits held at once, limit ${r.limit}`);
     if (r.errors > 0) problems.push(`${name}: ${r.errors} failed acquisition(s) or lost lock(s)`);
   }
-  for (const r of report.dispatch?.results ?? []) {
-    const name = `dispatch ${r.variant} round ${r.round}`;
-    if (!(r.tasksPerSecond > 0)) problems.push(`${name}: no throughput`);
-    for (const problem of r.problems) problems.push(`${name}: ${problem}`);
+  for (const r of report.dispatch?.run.slices ?? []) {
+    if (!(r.tasksPerSecond > 0)) problems.push(`dispatch ${r.variant} cycle ${r.cycle}: no throughput`);
   }
+  for (const problem of report.dispatch?.run.problems ?? []) problems.push(`dispatch: ${problem}`);
   return problems;
 }
 
@@ -285,7 +285,7 @@ export function renderReport(report: BenchReport): string {
   const bare = dv.find((v) => v.variant === "bare");
   for (const v of dv.filter((d) => d.variant !== "bare")) {
     push(
-      `| dispatch tasks/s, ${VARIANT_NAMES[v.variant]} | ${int(v.median)} (${v.ratio.toFixed(2)} of bare: median of the rounds' ratios, which ranged ${v.ratioRange[0].toFixed(2)}–${v.ratioRange[1].toFixed(2)}) | ${int(bare?.median ?? Number.NaN)} (bare SDK loop) | at least 0.9 of bare, and at least ${TARGETS.dispatchMin} | ratio ${yes(v.ratioMet)}; ${TARGETS.dispatchMin}/s ${yes(v.minMet)} |`,
+      `| dispatch tasks/s, ${VARIANT_NAMES[v.variant]} | ${int(v.median)} (${v.ratio.toFixed(2)} of bare: median of the cycles' ratios, which ranged ${v.ratioRange[0].toFixed(2)}–${v.ratioRange[1].toFixed(2)}) | ${int(bare?.median ?? Number.NaN)} (bare SDK loop) | at least 0.9 of bare, and at least ${TARGETS.dispatchMin} | ratio ${yes(v.ratioMet)}; ${TARGETS.dispatchMin}/s ${yes(v.minMet)} |`,
     );
   }
   for (const v of dv.filter((d) => d.variant !== "bare")) {
@@ -360,9 +360,7 @@ function renderDispatch(report: BenchReport, push: (...lines: string[]) => void)
   const dispatch = report.dispatch;
   if (!dispatch) return;
   const s = dispatch.settings;
-  const poller =
-    dispatch.results.find((r) => r.variant === "poller-redis") ?? dispatch.results.find((r) => r.sourcesFile);
-  const bare = dispatch.results.find((r) => r.variant === "bare");
+  const { run } = dispatch;
   push(
     "## Dispatch: one poller process against a bare SDK loop",
     "",
@@ -370,32 +368,48 @@ function renderDispatch(report: BenchReport, push: (...lines: string[]) => void)
     "",
     "Processes, each its own (so the measured process's event loop is alone and its CPU and memory can be read from /proc):",
     "",
-    `- emulator: \`${dispatch.emulatorCommand}\` (loopback; long polls of ${s.longPollSeconds} s only matter at the end, the backlog answers every poll at once);`,
+    `- emulator: \`${dispatch.emulatorCommand}\` (loopback; its long polls of ${s.longPollSeconds} s keep the idle variants' loops cheap while another variant has its turn);`,
     `- instant target: \`${dispatch.targetCommand}\`, a node:http server answering every POST 200 \`{}\` once the body is read;`,
-    `- bare loop: \`${bare?.command ?? "(not run)"}\` — ${s.loops} concurrent loops of GetActivityTask → POST to the target (node:http, keep-alive) → SendTaskSuccess with the answer, one SFNClient (its socket pool raised to ${2 * s.loops}), nothing else: no semaphore, metrics, heartbeats, outcome rules or logging;`,
-    `- poller: \`${poller?.command ?? "(not run)"}\` — the real CLI as users run it; the same with and without the \`redis:\` line (Redis semaphore / in-process semaphore). Sources file (the \`redis:\` line only for the Redis run):`,
+    `- bare loop: \`${run.commands.bare ?? "(not run)"}\` — ${s.loops} concurrent loops of GetActivityTask → POST to the target (node:http, keep-alive) → SendTaskSuccess with the answer, one SFNClient (its socket pool raised to ${2 * s.loops}), nothing else: no semaphore, metrics, heartbeats, outcome rules or logging;`,
+    `- poller: \`${run.commands["poller-redis"] ?? run.commands.poller ?? "(not run)"}\` — the real CLI as users run it; the same with and without the \`redis:\` line (Redis semaphore / in-process semaphore), each on its own activity (\`bench-<variant>\`). Sources file of the Redis variant:`,
     "",
     "```yaml",
-    (poller?.sourcesFile ?? "").trimEnd(),
+    (run.sourcesFile ?? "").trimEnd(),
     "```",
     "",
     `**Why ${s.loops} loops.** With an instant target a task costs three loopback round trips (poll, POST, report); by Little's law 500 tasks/s at even 20 ms per task needs only 10 in flight, so ${s.loops} (one poller, maxConcurrency = concurrencyPerPoller = ${s.loops}) keeps the CPU, not the concurrency, as the limit for the poller and the bare loop alike, while staying a realistic size for one pod (and far below the emulator's 1000 waiting polls per activity).`,
     "",
-    report.quick
-      ? `**How measured (quick mode).** ${s.quickTasks} tasks enqueued before the process starts; tasks/s = ${s.quickTasks} / (time from the process being ready to the emulator counting all of them closed). Then every task must be SUCCEEDED, the process must exit 0 on SIGTERM.`
-      : `**How measured.** For each of ${s.rounds} rounds, the three variants run one after the other (the order rotated each round), each as a fresh process against a freshly reset emulator. The benchmark keeps 2,000–4,000 SCHEDULED tasks queued (the side API's \`POST /_emulator/tasks\` with a count, topped up every 100 ms; the window is rejected if the queue ever ran dry), waits ${s.warmupMs / 1000} s after the process is ready, then reads the emulator's closed-task count (\`GET /_emulator/stats\`) at the start and end of a ${s.windowMs / 1000} s window: tasks/s = difference / elapsed time. The figure is the median over rounds. The ratio is the median over rounds of each round's own ratio (the variant's tasks/s over the bare loop's in the same round, run minutes apart at most): the machine's speed drifts over a run (it is shared), and a ratio of two medians would compare different rounds. After the window the process gets SIGTERM, must exit 0, and the emulator must show no task left STARTED, none FAILED or TIMED_OUT, and no AWS error answer.`,
+    `**How measured.** The three processes start once and run side by side for the whole benchmark, each polling its own activity, and take turns: a turn enqueues a batch of tasks for one variant only (the side API's \`POST /_emulator/tasks\` with a count), so the others sit in long polls as idle pods do. After one unmeasured turn of ${s.warmupMs / 1000} s each (JIT, connection pools), there are ${s.cycles} cycles; in each, every variant has a turn (the order rotated each cycle). A turn lets the variant work ${s.settleMs / 1000} s, then reads its activity's closed-task count (\`GET /_emulator/stats\`, \`activityTasks\`) at the start and end of a ${s.sliceMs / 1000} s slice: tasks/s = difference / elapsed time. The batch is sized at 1.3 × the variant's best rate so far (at least 1,000 tasks/s), and a slice whose batch ran out before its end is rejected; the rest of the batch drains before the next turn, so two variants never work at once. The figure is the median over the slices. The ratio is the median over cycles of each cycle's own ratio (the variant's slice over the bare loop's slice of the same cycle, seconds apart): this machine is shared and its speed drifts by ±10% over minutes, which long windows run one after the other (as the previous version of this benchmark did) could not cancel. At the end every process gets SIGTERM and must exit 0, and the emulator must show no task left STARTED, none FAILED or TIMED_OUT, and no AWS error answer.${report.quick ? " Quick mode (CI): one cycle of short slices, to check that the machinery works; its figures mean nothing." : ""}`,
     "",
-    "**Peak RSS** is VmHWM from /proc/<pid>/status of the measured process, read at the end of its measurement (before SIGTERM); the table gives the largest over rounds.",
+    "**Peak RSS** is VmHWM from /proc/<pid>/status of the measured process at the end of each slice; the tables give the largest.",
     "",
-    "**CPU** is user + system time from /proc/<pid>/stat over the window, as a share of one core (100% = one core busy all the time).",
+    "**CPU** is user + system time from /proc/<pid>/stat over the slice, as a share of one core (100% = one core busy all the time).",
     "",
-    "| variant | round | tasks/s | tasks | window s | CPU ms / task | CPU: measured | emulator | target | Redis | peak RSS | smallest backlog |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "| variant | median tasks/s | ratio to bare (median of cycles; range) | median CPU ms / task | median CPU: measured | emulator | target | Redis | peak RSS |",
+    "|---|---|---|---|---|---|---|---|---|",
   );
-  for (const r of dispatch.results) {
+  for (const v of dispatchVerdicts(report)) {
+    const slices = slicesOf(report, v.variant);
+    const cpu = (key: keyof DispatchSlice["cpu"]): string => pct(median(slices.map((r) => r.cpu[key])));
     push(
-      `| ${VARIANT_NAMES[r.variant]} | ${r.round} | ${int(r.tasksPerSecond)} | ${int(r.measuredTasks)} | ${(r.measuredMs / 1000).toFixed(1)} | ${r.cpuMsPerTask.toFixed(3)} | ${pct(r.cpu.measured)} | ${pct(r.cpu.emulator)} | ${pct(r.cpu.target)} | ${pct(r.cpu.redis)} | ${mib(r.peakRssBytes)} | ${r.minBacklog === undefined ? "-" : int(r.minBacklog)} |`,
+      `| ${VARIANT_NAMES[v.variant]} | ${int(v.median)} | ${v.variant === "bare" ? "-" : `${v.ratio.toFixed(2)} (${v.ratioRange[0].toFixed(2)}–${v.ratioRange[1].toFixed(2)})`} | ${v.cpuMsPerTask.toFixed(3)} | ${cpu("measured")} | ${cpu("emulator")} | ${cpu("target")} | ${cpu("redis")} | ${mib(v.peakRssBytes)} |`,
     );
   }
-  push("");
+  push(
+    "",
+    "Every slice (tasks/s, CPU ms per task, tasks left in the batch at the slice's end):",
+    "",
+    `| cycle | ${s.variants.map((variant) => VARIANT_NAMES[variant]).join(" | ")} |`,
+    `|---|${s.variants.map(() => "---").join("|")}|`,
+  );
+  for (let cycle = 1; cycle <= s.cycles; cycle++) {
+    const cells = s.variants.map((variant) => {
+      const r = run.slices.find((slice) => slice.variant === variant && slice.cycle === cycle);
+      return r
+        ? `${int(r.tasksPerSecond)}/s, ${r.cpuMsPerTask.toFixed(3)} ms, ${int(r.backlogAtEnd)} left`
+        : "-";
+    });
+    push(`| ${cycle} | ${cells.join(" | ")} |`);
+  }
+  push("", `Tasks closed over the whole run, warm-up and drains included: ${int(run.tasksClosed)}.`, "");
 }

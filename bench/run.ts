@@ -16,7 +16,7 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { configureLogging } from "../src/observability/logger.ts";
-import { type DispatchResult, type DispatchVariant, runDispatchBench } from "./dispatch.ts";
+import { type DispatchVariant, runDispatchBench } from "./dispatch.ts";
 import { BENCH_DIST, BIN, Child, loadAverage, machineInfo, REPO_ROOT } from "./proc.ts";
 import { RedisServer } from "./redis-server.ts";
 import { type BenchReport, checkProblems, renderReport, summaryLines } from "./report.ts";
@@ -62,13 +62,13 @@ const SEMAPHORE = {
 };
 const DISPATCH = {
   loops: 64,
-  // Seven rounds, the variants one after the other in a rotating order: each round gives its own
-  // ratio against the bare loop, and the median shrugs off a round slowed by other work.
-  rounds: quick ? 1 : 7,
   variants: ["bare", "poller", "poller-redis"] as DispatchVariant[],
-  warmupMs: 3_000,
-  windowMs: 8_000,
-  quickTasks: 300,
+  // The variants take turns (bench/dispatch.ts): many short slices, each cycle's ratio against the
+  // bare loop's slice seconds before or after it, and the median over the cycles.
+  warmupMs: quick ? 500 : 3_000,
+  cycles: quick ? 1 : 16,
+  settleMs: quick ? 200 : 500,
+  sliceMs: quick ? 500 : 2_000,
   longPollSeconds: 1,
 };
 
@@ -147,44 +147,32 @@ async function main(): Promise<number> {
       cleanups.push(() => target.stop());
       const emulatorUrl = (await emulator.waitFor(/listening on (http:\/\/\S+)/))[1] as string;
       const targetUrl = (await target.waitFor(/listening (http:\/\/\S+)/))[1] as string;
-      const results: DispatchResult[] = [];
-      for (let round = 1; round <= DISPATCH.rounds; round++) {
-        // Rotate the order each round, so that no variant always runs first (or right after another).
-        const order = DISPATCH.variants.map(
-          (_, i) => DISPATCH.variants[(i + round - 1) % DISPATCH.variants.length] as DispatchVariant,
+      say(
+        `dispatch: ${DISPATCH.variants.join(", ")} taking turns, ${DISPATCH.cycles} cycle(s) of ${DISPATCH.sliceMs / 1000} s slices...`,
+      );
+      const run = await runDispatchBench(
+        {
+          emulatorUrl,
+          emulatorPid: emulator.pid,
+          targetUrl,
+          targetPid: target.pid,
+          redisUrl: redis.url,
+          redisPid: redis.pid,
+          workDir,
+        },
+        DISPATCH,
+      );
+      for (const slice of run.slices) {
+        say(
+          `  cycle ${slice.cycle} ${slice.variant}: ${slice.tasksPerSecond.toFixed(0)} tasks/s, ${slice.cpuMsPerTask.toFixed(3)} CPU ms/task`,
         );
-        for (const variant of order) {
-          say(`dispatch: ${variant}, round ${round}/${DISPATCH.rounds}...`);
-          const result = await runDispatchBench(
-            {
-              emulatorUrl,
-              emulatorPid: emulator.pid,
-              targetUrl,
-              targetPid: target.pid,
-              redisUrl: redis.url,
-              redisPid: redis.pid,
-              workDir,
-            },
-            {
-              variant,
-              round,
-              loops: DISPATCH.loops,
-              mode: quick
-                ? { kind: "fixed", tasks: DISPATCH.quickTasks }
-                : { kind: "window", warmupMs: DISPATCH.warmupMs, windowMs: DISPATCH.windowMs },
-            },
-          );
-          say(
-            `  ${result.tasksPerSecond.toFixed(0)} tasks/s, ${result.cpuMsPerTask.toFixed(3)} CPU ms/task, peak RSS ${((result.peakRssBytes ?? 0) / 2 ** 20).toFixed(0)} MiB${result.problems.length > 0 ? `; PROBLEMS: ${result.problems.join("; ")}` : ""}`,
-          );
-          results.push(result);
-        }
       }
+      for (const problem of run.problems) say(`  PROBLEM: ${problem}`);
       report.dispatch = {
         settings: DISPATCH,
         emulatorCommand: `${emulator.command}`,
         targetCommand: target.command,
-        results,
+        run,
       };
     }
   } finally {

@@ -126,6 +126,7 @@ export class EmulatorCore {
       faults: this.faults.counts(),
       waitingPollers: this.tasks.waitingPollers(),
       tasks: this.tasks.countByStatus(),
+      activityTasks: this.tasks.activityCounts(),
       tasksLostToDisconnectedPollers: this.tasks.lostToDisconnectedPollers,
       activities: this.activities.all().length,
     };

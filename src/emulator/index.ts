@@ -9,6 +9,7 @@ export { AwsError, type AwsErrorCode } from "./errors.ts";
 export { type EmulatorOptions, type RunningEmulator, startEmulator } from "./server.ts";
 export { TASK_TOKEN_LENGTH } from "./tokens.ts";
 export {
+  type ActivityTaskCounts,
   CLOSED_STATUSES,
   type EmulatorStats,
   type EnqueueRequest,

@@ -14,7 +14,7 @@ import { randomUUID } from "node:crypto";
 import { AWS_LIMITS } from "../api/defaults.ts";
 import { AwsError, validationError } from "./errors.ts";
 import { isWellFormedToken, newTaskToken } from "./tokens.ts";
-import type { TaskFilter, TaskRecord, TaskStatus } from "./types.ts";
+import type { ActivityTaskCounts, TaskFilter, TaskRecord, TaskStatus } from "./types.ts";
 import { CLOSED_STATUSES, TASK_STATUSES } from "./types.ts";
 import { type Waiter, WaiterQueues } from "./waiters.ts";
 
@@ -79,6 +79,8 @@ export class TaskBoard {
   readonly #waiters = new WaiterQueues<Task>();
   /** Ids of closed tasks, oldest first (a Set keeps insertion order). */
   readonly #closed = new Set<string>();
+  /** Tasks closed per activity ARN since the last clear, forgotten ones included. */
+  readonly #closedCounts = new Map<string, number>();
   #lostToDisconnectedPollers = 0;
 
   constructor(options: TaskBoardOptions) {
@@ -203,6 +205,16 @@ export class TaskBoard {
     return counts;
   }
 
+  /** Per activity ARN: its queue's length and the tasks closed since the last clear. */
+  activityCounts(): Record<string, ActivityTaskCounts> {
+    const counts: Record<string, ActivityTaskCounts> = {};
+    for (const [arn, queue] of this.#queues) counts[arn] = { scheduled: queue.length, closed: 0 };
+    for (const [arn, closed] of this.#closedCounts) {
+      counts[arn] = { scheduled: counts[arn]?.scheduled ?? 0, closed };
+    }
+    return counts;
+  }
+
   /** Waiting polls per activity ARN. */
   waitingPollers(): Record<string, number> {
     return this.#waiters.counts();
@@ -232,6 +244,7 @@ export class TaskBoard {
     this.#byToken.clear();
     this.#queues.clear();
     this.#closed.clear();
+    this.#closedCounts.clear();
     this.#lostToDisconnectedPollers = 0;
   }
 
@@ -288,6 +301,7 @@ export class TaskBoard {
     if (fields.error !== undefined) task.error = fields.error;
     if (fields.cause !== undefined) task.cause = fields.cause;
     this.#closed.add(task.id);
+    this.#closedCounts.set(task.activityArn, (this.#closedCounts.get(task.activityArn) ?? 0) + 1);
     // Forget the oldest closed tasks so that a long-running emulator (demo, bench) stays small.
     while (this.#closed.size > this.#options.retainClosedTasks) {
       const oldest = this.#closed.values().next().value;

@@ -96,6 +96,14 @@ export interface FaultRule {
 /** Kinds of injected faults, as counted in the stats. */
 export type FaultKind = "throttle" | "internalFailure" | "serviceUnavailable" | "delay";
 
+/** One activity's task counts in the stats. */
+export interface ActivityTaskCounts {
+  /** SCHEDULED tasks: the activity's queue. */
+  scheduled: number;
+  /** Tasks closed (SUCCEEDED, FAILED or TIMED_OUT) since the last reset, forgotten ones included. */
+  closed: number;
+}
+
 /** Answer of `GET /_emulator/stats`. */
 export interface EmulatorStats {
   /** AWS API requests received per action (including failed and faulted ones). */
@@ -106,8 +114,17 @@ export interface EmulatorStats {
   faults: Record<FaultKind, number>;
   /** Long polls waiting right now, per activity ARN (including ones whose client went away). */
   waitingPollers: Record<string, number>;
-  /** Tasks per status. */
+  /**
+   * Tasks per status, over the tasks the emulator remembers (closed ones are forgotten beyond its
+   * retention, oldest first).
+   */
   tasks: Record<TaskStatus, number>;
+  /**
+   * Per activity ARN: tasks waiting to be handed out, and tasks closed since the last reset. The
+   * closed count is kept apart from the task records, so it never drops when old ones are forgotten:
+   * a benchmark or a long demo can take differences of it over any span.
+   */
+  activityTasks: Record<string, ActivityTaskCounts>;
   /** Tasks handed to a long poll whose client had already gone away (lost until their timeout). */
   tasksLostToDisconnectedPollers: number;
   activities: number;

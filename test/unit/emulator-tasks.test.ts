@@ -112,6 +112,26 @@ describe("emulator task board", () => {
     expect(codeOf(() => tasks.heartbeat(tokens[2] as string))).to.equal("TaskTimedOut");
   });
 
+  it("counts each activity's queue, and its closed tasks including forgotten ones", async () => {
+    tasks = board({ retainClosedTasks: 2 });
+    const other = `${ARN}-other`;
+    for (let i = 0; i < 3; i += 1) {
+      tasks.enqueue({ activityArn: ARN, input: "{}" });
+      const handOut = await tasks.poll(ARN, undefined);
+      tasks.succeed(handOut?.taskToken as string, "{}");
+    }
+    tasks.enqueue({ activityArn: ARN, input: "{}" });
+    tasks.enqueue({ activityArn: other, input: "{}" });
+    tasks.enqueue({ activityArn: other, input: "{}" });
+    expect(tasks.list({ status: "SUCCEEDED" })).to.have.length(2);
+    expect(tasks.activityCounts()).to.deep.equal({
+      [ARN]: { scheduled: 1, closed: 3 },
+      [other]: { scheduled: 2, closed: 0 },
+    });
+    tasks.clear();
+    expect(tasks.activityCounts()).to.deep.equal({});
+  });
+
   it("stops its clocks when stopped, keeping the records", async () => {
     tasks = board();
     const { taskId } = tasks.enqueue({ activityArn: ARN, input: "{}", timeoutSeconds: 0.05 });
