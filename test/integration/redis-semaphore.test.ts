@@ -251,6 +251,245 @@ describe("RedisSemaphore (real redis-server)", function () {
     }
   });
 
+  /**
+   * A pending acquisition, its rejection marked handled: should the test fail before it settles, the
+   * semaphore is closed after the test and rejects it, which would also fail the next tests.
+   */
+  function pending<T>(promise: Promise<T>): Promise<T> {
+    promise.catch(() => undefined);
+    return promise;
+  }
+
+  /** Members of a sorted set, first to last. */
+  async function members(key: string): Promise<string[]> {
+    const client = redis.client();
+    try {
+      return await client.zrange(key, "0", "-1");
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  it("gives permits that go back to Redis to waiting processes in the order they started waiting", async () => {
+    // No re-check timer and no lease expiry within the test: only releases wake anyone.
+    const options = { limit: 2, leaseTtlMs: 15_000, recheckMs: 10_000 };
+    // The first to wait is neither the first nor the last of the waiting processes to subscribe:
+    // woken all at once (as before turns), the one at either end of Redis's delivery order would run
+    // its acquire script first.
+    const holder = await process_(options);
+    const third = await process_(options);
+    const first = await process_(options);
+    const second = await process_(options);
+    const held = [await holder.acquire(never), await holder.acquire(never)];
+    const order: string[] = [];
+    const wait = async (name: string, semaphore: RedisSemaphore): Promise<Permit> => {
+      const permit = await semaphore.acquire(never);
+      order.push(name);
+      return permit;
+    };
+    const fromFirst = pending(wait("first", first));
+    await sleep(50);
+    const fromSecond = pending(wait("second", second));
+    await sleep(50);
+    const fromThird = pending(wait("third", third));
+    await sleep(50);
+    expect(await members(holder.keys.waiting)).to.have.length(3);
+
+    await held[0]?.release();
+    await until(() => order.length === 1, 2000, "the first turn");
+    await held[1]?.release();
+    await until(() => order.length === 2, 2000, "the second turn");
+    await sleep(200);
+    expect(order, "the third waits for the next release").to.deep.equal(["first", "second"]);
+    await (await fromFirst).release();
+    await until(() => order.length === 3, 2000, "the third turn");
+    expect(order).to.deep.equal(["first", "second", "third"]);
+    await (await fromSecond).release();
+    await (await fromThird).release();
+    // Served processes are no longer listed.
+    expect(await members(holder.keys.waiting)).to.deep.equal([]);
+    expect(await members(holder.keys.queue)).to.deep.equal([]);
+    await until(async () => (await holders()) === 0, 1000, "the releases");
+  });
+
+  it("spreads permits freed together over the processes in line, one per turn, however fast each answers", async () => {
+    const options = { limit: 2, leaseTtlMs: 15_000, recheckMs: 10_000 };
+    const holder = await process_(options);
+    const a = await process_(options);
+    const b = await process_(options);
+    const bConnection = connections[2] as RedisConnection;
+    const held = [await holder.acquire(never), await holder.acquire(never)];
+    // A waits first, with two loops: it would take both permits if it took all it wants.
+    const fromA = [pending(a.acquire(never)), pending(a.acquire(never))];
+    await sleep(50);
+    const fromB = pending(b.acquire(never));
+    await sleep(50);
+    bConnection.subscriber.stream.pause(); // B is slow to hear its turn
+    // Released in the same event-loop turn: both leases go back to Redis in one call, two turns.
+    await Promise.all(held.map((permit) => permit.release()));
+    const aPermit = await fromA[0];
+    await sleep(200);
+    expect(a.held(), "A took one permit, its turn; the other is B's").to.equal(1);
+    bConnection.subscriber.stream.resume();
+    const bPermit = await fromB;
+    await bPermit.release(); // the next turn is A's again
+    await aPermit?.release();
+    await (await fromA[1])?.release();
+  });
+
+  it("keeps a process at the head of the line when the permit of its turn was taken before it came", async () => {
+    const options = { limit: 1, leaseTtlMs: 15_000, recheckMs: 10_000 };
+    const holder = await process_(options);
+    const a = await process_(options);
+    const b = await process_(options);
+    const held = await holder.acquire(never);
+    const order: string[] = [];
+    const wait = async (name: string, semaphore: RedisSemaphore): Promise<Permit> => {
+      const permit = await semaphore.acquire(never);
+      order.push(name);
+      return permit;
+    };
+    const fromA = pending(wait("a", a));
+    await sleep(50);
+    const fromB = pending(wait("b", b));
+    await sleep(50);
+    const [aId, bId] = await members(holder.keys.queue);
+    expect(bId, "both listed").to.be.a("string");
+    // What a release does when another process's re-check takes the permit before A answers: A is
+    // sent to the back and given the turn, and finds nothing free.
+    const client = redis.client();
+    try {
+      const [seconds, micros] = await client.time();
+      await client.zadd(
+        holder.keys.queue,
+        "XX",
+        Number(seconds) * 1000 + Math.floor(Number(micros) / 1000),
+        aId as string,
+      );
+      expect(await members(holder.keys.queue)).to.deep.equal([bId, aId]);
+      await client.publish(holder.keys.released, `turn ${aId}`);
+    } finally {
+      client.disconnect();
+    }
+    await sleep(100);
+    expect(order, "nothing was free").to.deep.equal([]);
+    await held.release(); // the next turn is A's again
+    await until(() => order.length === 1, 2000, "the next turn");
+    expect(order).to.deep.equal(["a"]);
+    await (await fromA).release();
+    await (await fromB).release();
+  });
+
+  it("does not stall behind a waiting process that crashed: the next one gets the permit by its re-check", async () => {
+    // Its waiting entry would stay for 3 x recheckMs = 30 s.
+    const crashed = await process_({ limit: 1, recheckMs: 10_000 });
+    const holder = await process_({ limit: 1, recheckMs: 10_000 });
+    const held = await holder.acquire(never);
+    void pending(crashed.acquire(never)); // rejected when it is closed after the test
+    await sleep(50);
+    await connections[0]?.close(); // the "process" dies without cleaning up
+    const next = await process_({ limit: 1, recheckMs: 400 });
+    const waiting = pending(next.acquire(never));
+    await sleep(50);
+    const [crashedEntry, nextEntry] = await members(next.keys.queue);
+    expect(nextEntry, "both listed, the crashed one first").to.be.a("string");
+    expect(await members(next.keys.waiting)).to.include(crashedEntry);
+    const releasedAt = performance.now();
+    await held.release(); // its turn goes to the crashed process, which never answers
+    const permit = await waiting;
+    expect(performance.now() - releasedAt).to.be.below(400 + 300);
+    await permit.release();
+  });
+
+  it("gives a stale entry that does not expire one turn, not every turn", async () => {
+    const holder = await process_({ limit: 2, recheckMs: 10_000 });
+    const held = [await holder.acquire(never), await holder.acquire(never)];
+    // An entry left behind (or written by hand) that outlives the test, at the head of the line.
+    const client = redis.client();
+    try {
+      const [seconds] = await client.time();
+      await client.zadd(holder.keys.waiting, Number(seconds) * 1000 + 60_000, "ghost");
+      await client.zadd(holder.keys.queue, 1, "ghost");
+    } finally {
+      client.disconnect();
+    }
+    const next = await process_({ limit: 2, recheckMs: 10_000 });
+    let acquiredAt = 0;
+    const waiting = pending(
+      next.acquire(never).then((permit) => {
+        acquiredAt = performance.now();
+        return permit;
+      }),
+    );
+    await sleep(50);
+    expect(await members(holder.keys.queue)).to.have.length(2);
+    await held[0]?.release(); // the ghost's turn: nobody takes it (no re-check within the test)
+    await sleep(200);
+    expect(acquiredAt, "the first turn went to the ghost").to.equal(0);
+    const releasedAt = performance.now();
+    await held[1]?.release(); // the ghost went to the back: this turn is the waiting process's
+    const permit = await waiting;
+    expect(acquiredAt - releasedAt).to.be.below(300);
+    await permit.release();
+  });
+
+  it("a process whose waiters were served by a local hand-over leaves the line", async () => {
+    const options = { limit: 2, leaseTtlMs: 15_000, recheckMs: 10_000 };
+    const holder = await process_(options);
+    const a = await process_(options);
+    const held = await holder.acquire(never);
+    const aHeld = await a.acquire(never);
+    const fromA = pending(a.acquire(never)); // refused: A is listed first
+    await sleep(50);
+    const b = await process_(options);
+    let acquiredAt = 0;
+    const fromB = pending(
+      b.acquire(never).then((permit) => {
+        acquiredAt = performance.now();
+        return permit;
+      }),
+    );
+    await sleep(50);
+    expect(await members(a.keys.queue)).to.have.length(2);
+    await aHeld.release(); // to A's own waiter, without Redis
+    const aPermit = await fromA;
+    await until(async () => (await members(a.keys.queue)).length === 1, 1000, "A to leave the line");
+    const releasedAt = performance.now();
+    await held.release();
+    const bPermit = await fromB;
+    expect(acquiredAt - releasedAt, "B had the turn at once").to.be.below(300);
+    await aPermit.release();
+    await bPermit.release();
+  });
+
+  it("a process given a turn it cannot use passes it on", async () => {
+    const options = { limit: 1, leaseTtlMs: 15_000, recheckMs: 10_000 };
+    const holder = await process_(options);
+    const a = await process_(options);
+    const held = await holder.acquire(never);
+    const giveUp = new AbortController();
+    const fromA = semaphore_(a, giveUp.signal); // refused: A is listed first
+    await sleep(50);
+    const b = await process_(options);
+    let acquiredAt = 0;
+    const fromB = pending(
+      b.acquire(never).then((permit) => {
+        acquiredAt = performance.now();
+        return permit;
+      }),
+    );
+    await sleep(50);
+    giveUp.abort(); // A no longer waits, but is still first in line
+    expect(await fromA).to.equal(undefined);
+    expect(await members(a.keys.queue)).to.have.length(2);
+    const releasedAt = performance.now();
+    await held.release();
+    const bPermit = await fromB;
+    expect(acquiredAt - releasedAt, "B had the turn at once").to.be.below(300);
+    expect(await members(a.keys.queue)).to.have.length(0);
+    await bPermit.release();
+  });
+
   it("gives a crashed holder's permits back within the lease TTL", async () => {
     const crashed = await process_({ limit: 2, leaseTtlMs: 1000 });
     await crashed.acquire(never);

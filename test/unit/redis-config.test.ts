@@ -40,6 +40,7 @@ describe("semaphore keys", () => {
       holders: `${tag}:holders`,
       released: `${tag}:released`,
       waiting: `${tag}:waiting`,
+      queue: `${tag}:queue`,
     });
   });
 });

@@ -13,11 +13,22 @@ export interface SemaphoreKeys {
    * that passes permits among its own loops when another one is waiting for its turn.
    */
   waiting: string;
+  /**
+   * Sorted set of the same waiting processes in the order of their turns (score = server ms at which
+   * the process joined the line: its first refused acquisition, or its last grant or turn, which send
+   * it to the back). A release wakes the process at its head.
+   */
+  queue: string;
 }
 
 export function semaphoreKeys(activityArn: string, prefix = "sfn-operator"): SemaphoreKeys {
   // `{` and `}` would end the hash tag early; ARNs cannot contain them, but be safe.
   const id = activityArn.replace(/[{}]/g, "_");
   const tag = `{${prefix}:${id}}`;
-  return { holders: `${tag}:holders`, released: `${tag}:released`, waiting: `${tag}:waiting` };
+  return {
+    holders: `${tag}:holders`,
+    released: `${tag}:released`,
+    waiting: `${tag}:waiting`,
+    queue: `${tag}:queue`,
+  };
 }

@@ -11,10 +11,12 @@
  *   when its leases expire.
  * - Acquire, refresh and release are atomic Lua scripts (scripts.ts). The limit is an argument of
  *   acquire, so `setLimit` applies at the next acquisition; holders above a lowered limit finish.
- * - Waiting is event-driven: a release publishes on a channel and waiters in every process try at
- *   once; a timer re-checks when the earliest lease could expire (crashed holders publish nothing)
- *   and at least every `recheckMs`, so a lost message costs little. Waiters of one process are
- *   served first come first served, in batches (one script call can grant several permits).
+ * - Waiting is event-driven: a release publishes on a channel a turn addressed to the process that
+ *   has waited longest (scripts.ts explains the queue), which tries at once; a timer re-checks when
+ *   the earliest lease could expire (crashed holders publish nothing) and at least every
+ *   `recheckMs`, so a lost message, or a turn given to a process that crashed, costs at most that.
+ *   Waiters of one process are served first come first served, in batches (one script call can
+ *   grant several permits).
  * - A permit released while a waiter of the same process is queued goes straight to that waiter
  *   with its lease unchanged: no Redis round trip, because the count Redis keeps does not change.
  *   This is only done while the limit is known to be respected (after a lowered limit, the hand-over
@@ -25,9 +27,18 @@
  * - Turns: so that one process cannot keep permits from the others for good, while another process
  *   waits a lease stays with this one for at most `localHandOverMs` after Redis granted it; then it
  *   is released and this process holds back its own loops for `yieldMs`, leaving that permit to the
- *   other. A refused acquisition lists its process in the `waiting` set for a few seconds and
- *   announces it on the channel; releases and refreshes return the count, so holders learn when
- *   nobody waits any more. While nobody waits, leases stay: a busy pod sends Redis only refreshes.
+ *   process whose turn it is. A refused acquisition lists its process as waiting for a few seconds
+ *   (each refused retry extends it), queues it for a turn and announces it on the channel; releases
+ *   and refreshes return the count, so holders learn when nobody waits any more. While nobody
+ *   waits, leases stay: a busy pod sends Redis only refreshes. Turns go between processes in the
+ *   order they started waiting, one permit per turn, a process going to the back when it is given a
+ *   turn or granted a permit (back to the head if the permit of its turn was taken before it came).
+ *   While this process is in line, a loop that starts waiting here does not ask Redis (it would be
+ *   refused): the next turn, wake-up or re-check asks for all its waiters. A process leaves
+ *   the line when all its waiters are served: through Redis, or by a local hand-over (then with one
+ *   call at the end of the event-loop turn), or when it releases with nobody waiting; a turn it can
+ *   no longer use (its waiters aborted, its own leases at the limit, failing closed) it passes on to
+ *   the next process. Otherwise (e.g. its waiters aborted and no turn came) its entry expires.
  * - A process whose own leases already reach the limit does not ask Redis for more (it could not
  *   grant any): its waiters get the leases its loops release.
  * - Fail closed: no new permit while Redis is unreachable, while any held lease has not been
@@ -43,7 +54,7 @@ import { abortError, checkLimit, type Permit, type Semaphore, type SemaphoreHeal
 import { WaiterQueue } from "../waiter-queue.ts";
 import { LuaScript, type RedisConnection } from "./connection.ts";
 import { type SemaphoreKeys, semaphoreKeys } from "./keys.ts";
-import { ACQUIRE, REFRESH, RELEASE, TRANSFER, WAITING_PREFIX } from "./scripts.ts";
+import { ACQUIRE, REFRESH, RELEASE, TRANSFER, TURN_PREFIX, WAITING_PREFIX } from "./scripts.ts";
 
 const acquireScript = new LuaScript(ACQUIRE);
 const refreshScript = new LuaScript(REFRESH);
@@ -90,6 +101,8 @@ interface Lease {
 
 export class RedisSemaphore implements Semaphore {
   readonly keys: SemaphoreKeys;
+  /** Every script gets these keys, in this order. */
+  readonly #scriptKeys: string[];
   readonly #connection: RedisConnection;
   readonly #ttlMs: number;
   readonly #recheckMs: number;
@@ -131,12 +144,24 @@ export class RedisSemaphore implements Semaphore {
   readonly #waitingMessage: string;
   /** Until then, this process's waiters leave a permit it gave back to a waiting process. */
   #yieldUntil = 0;
+  /** Whether Redis lists this process as waiting, as far as it knows (its last acquisition was refused). */
+  #listed = false;
+  /**
+   * Turns addressed to this process that its next acquire script answers: it takes no more permits
+   * than that (another free permit is another process's turn), and refused, it keeps its place at
+   * the head of the line. Cleared when the pump stops for another reason than holding back, so that
+   * a later, unrelated acquisition neither is capped nor claims the head.
+   */
+  #turns = 0;
+  /** Pending check that takes this process off the waiting list (see `#unlistWhenServed`). */
+  #unlistCheck: NodeJS.Immediate | undefined;
   #everReady: boolean;
   #closed = false;
 
   constructor(options: RedisSemaphoreOptions) {
     this.#connection = options.connection;
     this.keys = semaphoreKeys(options.activityArn);
+    this.#scriptKeys = [this.keys.holders, this.keys.waiting, this.keys.queue];
     this.#limit = checkLimit(options.limit);
     this.#ttlMs = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
     this.#recheckMs = options.recheckMs ?? DEFAULT_RECHECK_MS;
@@ -154,7 +179,17 @@ export class RedisSemaphore implements Semaphore {
       this.#connection.subscribe(this.keys.released, (message) => {
         if (message.startsWith(WAITING_PREFIX)) {
           if (message !== this.#waitingMessage) this.#othersWaiting = true;
+        } else if (message.startsWith(TURN_PREFIX)) {
+          // A turn for another process is not ours to take: the re-check timer covers a turn that
+          // nobody takes (its addressee crashed) and a lost message.
+          let turns = 0;
+          for (const id of message.slice(TURN_PREFIX.length).split(" ")) {
+            if (id === this.#publisherId) turns += 1;
+          }
+          if (turns > 0) this.#takeTurns(turns);
         } else if (message !== this.#publisherId) {
+          // An unaddressed wake-up: nobody was queued, a version without turns released, or the
+          // subscriber reconnected ("") and may have missed a turn.
           void this.#pump();
         }
       }),
@@ -171,7 +206,10 @@ export class RedisSemaphore implements Semaphore {
     const idle = this.#waiters.length === 0 ? this.#takeIdle() : undefined;
     if (idle) return Promise.resolve(this.#permit(idle));
     const permit = this.#waiters.wait(signal);
-    void this.#pump();
+    // Already in line in Redis, with a re-check armed: asking again now would only be refused (no
+    // turn came since) and cost a round trip per loop that queues here, which under contention is
+    // every loop after every task. The new waiter is asked for at the next turn, wake-up or re-check.
+    if (!this.#listed || this.#recheckTimer === undefined) void this.#pump();
     return permit;
   }
 
@@ -211,11 +249,13 @@ export class RedisSemaphore implements Semaphore {
     for (const unsubscribe of this.#unsubscribe) unsubscribe();
     this.#waiters.rejectAll("semaphore closed");
     clearImmediate(this.#idleFlush);
+    clearImmediate(this.#unlistCheck);
     this.#idle.length = 0;
     const leftovers = [...this.#held.keys(), ...this.#pendingReleases];
     this.#held.clear();
     this.#pendingReleases.clear();
-    if (leftovers.length > 0) await this.#releaseIds(leftovers);
+    // With no waiter left, this also takes the process off the waiting list.
+    if (leftovers.length > 0 || this.#listed) await this.#releaseIds(leftovers);
   }
 
   /** Why no permit can be handed out right now, if anything blocks it. */
@@ -243,6 +283,9 @@ export class RedisSemaphore implements Semaphore {
       return;
     }
     this.#pumping = true;
+    // Only holding back (`yieldMs`) keeps a turn for the acquisition that follows; any other way out
+    // of this pump means the turns were answered, or cannot be (see `#turns`).
+    let holdingBack = false;
     try {
       do {
         this.#pumpAgain = false;
@@ -255,6 +298,7 @@ export class RedisSemaphore implements Semaphore {
           const yieldLeft = this.#yieldUntil - performance.now();
           if (yieldLeft > 0) {
             this.#scheduleRecheck(yieldLeft);
+            holdingBack = true;
             break;
           }
           // Redis counts these leases too, so it could grant nothing: wait for a release here (it is
@@ -265,11 +309,22 @@ export class RedisSemaphore implements Semaphore {
           const generation = this.#limitGeneration;
           // Taken before the call: Redis starts the lease's TTL no earlier than this.
           const confirmedAt = performance.now();
+          const turns = this.#turns;
+          this.#turns = 0;
           const [granted, earliestExpiryMs] = (await acquireScript.run(
             this.#connection.client,
-            [this.keys.holders, this.keys.waiting],
-            [this.#limit, this.#ttlMs, this.#publisherId, this.#waitingTtlMs, this.keys.released, ...ids],
+            this.#scriptKeys,
+            [
+              this.#limit,
+              this.#ttlMs,
+              this.#publisherId,
+              this.#waitingTtlMs,
+              this.keys.released,
+              turns,
+              ...ids,
+            ],
           )) as [number, number];
+          this.#listed = granted < batch.length;
           if (granted > 0) this.#confirmLimit(generation);
           const orphans: string[] = [];
           for (let i = 0; i < granted; i++) {
@@ -294,6 +349,7 @@ export class RedisSemaphore implements Semaphore {
       this.#scheduleRecheck(this.#recheckMs);
     } finally {
       this.#pumping = false;
+      if (!holdingBack) this.#turns = 0;
     }
   }
 
@@ -307,7 +363,7 @@ export class RedisSemaphore implements Semaphore {
         if (lease && this.#keepable(lease)) {
           // Aborted waiters leave the queue synchronously, so the head is a live waiter.
           const next = this.#waiters.head(1)[0];
-          if (next && this.#waiters.resolve(next, this.#permit(id))) return;
+          if (next && this.#waiters.resolve(next, this.#permit(id))) return this.#unlistWhenServed();
           if (!next) return this.#keepIdle(id);
         }
         this.#held.delete(id);
@@ -362,6 +418,38 @@ export class RedisSemaphore implements Semaphore {
     return undefined;
   }
 
+  /**
+   * A release addressed turns to this process (one per permit; several when fewer processes wait
+   * than permits were freed). It takes them if it can ask Redis for permits now; otherwise (its
+   * waiters were served by a local hand-over or aborted, its own leases reach the limit, or it is
+   * failing closed) it leaves the line and passes them on to the next processes, so that the freed
+   * permits do not wait for someone's re-check timer. A process that is only holding its loops back
+   * (`yieldMs`) keeps them: its pump asks when that ends.
+   */
+  #takeTurns(count: number): void {
+    if (this.#waiters.length > 0 && this.#held.size < this.#limit && this.#blockedReason() === undefined) {
+      this.#turns += count;
+      void this.#pump();
+    } else {
+      void this.#releaseIds([], { passTurns: count });
+    }
+  }
+
+  /**
+   * A local hand-over served this process's last waiter while Redis still lists it as waiting: take
+   * it off the list, or releases would keep giving it turns it cannot use (it would pass them on, a
+   * round trip each) and holders elsewhere would keep giving leases back for nobody. Done at the end
+   * of the event-loop turn, and only if no loop asked again meanwhile (a poller loop asks again right
+   * after releasing): one round trip, only when a listed process runs out of waiters this way.
+   */
+  #unlistWhenServed(): void {
+    if (!this.#listed || this.#waiters.length > 0 || this.#unlistCheck) return;
+    this.#unlistCheck = setImmediate(() => {
+      this.#unlistCheck = undefined;
+      if (this.#listed && this.#waiters.length === 0 && !this.#closed) void this.#releaseIds([]);
+    });
+  }
+
   /** A lease that has had its turn here while another process waits. */
   #handOverExpired(lease: Lease): boolean {
     return this.#othersWaiting && performance.now() - lease.grantedAt >= this.#localHandOverMs;
@@ -382,11 +470,14 @@ export class RedisSemaphore implements Semaphore {
     const confirmedAt = performance.now();
     let moved: unknown;
     try {
-      moved = await transferScript.run(
-        this.#connection.client,
-        [this.keys.holders],
-        [this.#limit, this.#ttlMs, this.keys.released, this.#publisherId, id, nextId],
-      );
+      moved = await transferScript.run(this.#connection.client, this.#scriptKeys, [
+        this.#limit,
+        this.#ttlMs,
+        this.keys.released,
+        this.#publisherId,
+        id,
+        nextId,
+      ]);
     } catch (error) {
       this.#connection.recordError("release", error);
       return false;
@@ -408,15 +499,24 @@ export class RedisSemaphore implements Semaphore {
     return `${this.#holderName}:${randomUUID()}`;
   }
 
-  /** Releases leases; resolves to how many other processes are waiting (0 when Redis failed). */
-  async #releaseIds(ids: string[]): Promise<number> {
+  /**
+   * Releases leases, giving a turn to the next waiting process for each; resolves to how many other
+   * processes are waiting (0 when Redis failed). A process without waiters leaves the waiting list
+   * in the same call; `passTurns` (turns it was given and cannot use) makes it leave in any case and
+   * pass that many more turns on.
+   */
+  async #releaseIds(ids: string[], { passTurns = 0 } = {}): Promise<number> {
+    const stillWaiting = passTurns === 0 && this.#waiters.length > 0;
     try {
-      const [, othersWaiting] = (await releaseScript.run(
-        this.#connection.client,
-        [this.keys.holders, this.keys.waiting],
-        [this.keys.released, this.#publisherId, ...ids],
-      )) as [number, number];
+      const [, othersWaiting] = (await releaseScript.run(this.#connection.client, this.#scriptKeys, [
+        this.keys.released,
+        this.#publisherId,
+        stillWaiting ? 1 : 0,
+        passTurns,
+        ...ids,
+      ])) as [number, number];
       for (const id of ids) this.#pendingReleases.delete(id);
+      if (!stillWaiting) this.#listed = false;
       this.#othersWaiting = othersWaiting > 0;
       return othersWaiting;
     } catch (error) {
@@ -433,11 +533,12 @@ export class RedisSemaphore implements Semaphore {
     if (leases.length === 0) return;
     try {
       const started = performance.now();
-      const result = (await refreshScript.run(
-        this.#connection.client,
-        [this.keys.holders, this.keys.waiting],
-        [this.#limit, this.#ttlMs, this.#publisherId, ...leases.map((lease) => lease.id)],
-      )) as [number, number, ...string[]];
+      const result = (await refreshScript.run(this.#connection.client, this.#scriptKeys, [
+        this.#limit,
+        this.#ttlMs,
+        this.#publisherId,
+        ...leases.map((lease) => lease.id),
+      ])) as [number, number, ...string[]];
       const [othersWaiting, reacquiredCount, ...rest] = result;
       this.#othersWaiting = othersWaiting > 0;
       const reacquired = rest.slice(0, reacquiredCount);

@@ -2,9 +2,38 @@
  * The semaphore's Lua scripts. Each runs atomically inside Redis and takes the time from the Redis
  * server (`TIME`), never from a client: pods with skewed clocks still agree on when a lease expires.
  *
- * Data: one sorted set per semaphore, member = permit id, score = lease expiry (server ms); and one
- * of waiting processes, member = process id, score = expiry of that entry. The keys themselves
- * expire when their last member would, so an abandoned semaphore leaves nothing behind.
+ * Data (every script gets the keys in this order):
+ * - KEYS[1], holders: member = permit id, score = lease expiry (server ms).
+ * - KEYS[2], waiting: processes whose last acquisition was refused, member = process id, score =
+ *   expiry of that entry (refreshed by each refused retry, so a crashed process drops out).
+ * - KEYS[3], queue: the same processes in turn order, score = server ms at which the process joined
+ *   the line. It joins at its first refusal (`NX`: retries keep its place) and goes to the back when
+ *   a release gives it a turn, or when it is granted a permit and still refused some. Entries leave
+ *   both sets together: when all the process's waiters were granted, when it says it no longer
+ *   waits, or when the `waiting` entry expires.
+ * The keys themselves expire when their last member would, so an abandoned semaphore leaves nothing.
+ *
+ * Turns between processes: a release does not wake every waiting process (the first to answer would
+ * win, always the same one when one pod answers faster). For each permit it frees it publishes
+ * `turn <id>` addressed to the process at the head of the queue, and sends that process to the
+ * back. Only an addressee runs its acquire script at once; the others ignore the message and keep
+ * their bounded re-check timer. Sending the addressee to the back makes successive releases reach
+ * successive processes before any of them answered, and makes a stale head entry (a crashed
+ * process, or one whose waiters were served meanwhile) cost one turn, not every turn until it
+ * expires: that permit stays free until some process asks without a turn (its re-check, at most
+ * `recheckMs` later). An addressee takes no more permits than the turns it answers (ACQUIRE with
+ * ARGV[6]), so that permits freed together (a holder's leases, granted together, go back together)
+ * are spread over the processes in line instead of going to whichever answers first; if it finds
+ * them already taken, it goes back to the head. A live addressee that can no longer use its turns
+ * passes them on (RELEASE with ARGV[4]).
+ *
+ * ACQUIRE does not reserve permits for the processes in line: a process asking without a turn (a
+ * re-check, the releasing process's loops) gets any free permit, as before. Reserving would keep the
+ * order even against those, but a stale entry would then hold a permit idle until it expires, and
+ * the reservation would need its own expiry and bookkeeping. So turns are first come first served
+ * except when such an ask lands between a release and its addressee's acquisition (the releasing
+ * process holds its own loops back `yieldMs` for that reason); the addressee then keeps its place at
+ * the head for the next release. The limit is checked exactly as it always was.
  */
 
 /** The Redis server's time in ms, as `now`. */
@@ -23,45 +52,118 @@ local ttl = tonumber(ARGV[2])
 /** How a process announces on the channel that it waits: this prefix, then its id. */
 export const WAITING_PREFIX = "waiting ";
 
+/** How a release gives turns on the channel: this prefix, then the addressees' ids, space-separated. */
+export const TURN_PREFIX = "turn ";
+
+/** Drops the waiting processes whose entry expired, from both sets; needs `now`. */
+const PRUNE_WAITING = `
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('ZREM', KEYS[3], id)
+end
+`;
+
 /**
- * Grants as many of the given ids (ARGV[6..], in order) as the limit leaves room for. When some are
- * refused, process ARGV[3] is listed waiting in KEYS[2] for ARGV[4] ms, and if it was not listed
- * yet, that is announced on channel ARGV[5] (so holders start giving turns at once); when all are
- * granted, it is no longer listed. Returns {granted, msUntilEarliestExpiry or -1}: the caller
- * re-checks no later than that, so a crashed holder's permit is picked up without a release message.
+ * Sets `others` to how many processes besides `self` (a Lua expression: the caller's id) are listed
+ * waiting in KEYS[2]; run after PRUNE_WAITING.
+ */
+const countOthers = (self: string): string => `
+local others = redis.call('ZCARD', KEYS[2])
+if redis.call('ZSCORE', KEYS[2], ${self}) then others = others - 1 end
+`;
+
+/**
+ * Defines `giveTurns(count, self, channel)`: publishes one `turn` message addressed to the `count`
+ * processes at the head of the queue, skipping `self` and dropping entries whose `waiting` entry is
+ * gone or expired, and sends each addressee to the back of the queue (see the file's comment). With
+ * fewer processes in line than turns, they are named again in the same order (an id named n times
+ * is n turns), so that every freed permit has an addressee. With nobody to address it publishes
+ * `self`, the unaddressed wake-up that every process answers (as versions before turns did, and
+ * still understand during a rollout). Needs `now`.
+ */
+const GIVE_TURNS = `
+local function giveTurns(count, self, channel)
+  local heads = {}
+  local i = 0
+  while #heads < count do
+    local id = redis.call('ZRANGE', KEYS[3], i, i)[1]
+    if not id then break end
+    local expiry = redis.call('ZSCORE', KEYS[2], id)
+    if id == self then
+      i = i + 1
+    elseif expiry and tonumber(expiry) > now then
+      table.insert(heads, id)
+      i = i + 1
+    else
+      redis.call('ZREM', KEYS[2], id)
+      redis.call('ZREM', KEYS[3], id)
+    end
+  end
+  if #heads == 0 then
+    redis.call('PUBLISH', channel, self)
+    return
+  end
+  local turns = {}
+  for k = 1, count do turns[k] = heads[(k - 1) % #heads + 1] end
+  for _, id in ipairs(heads) do redis.call('ZADD', KEYS[3], 'XX', now, id) end
+  redis.call('PUBLISH', channel, '${TURN_PREFIX}' .. table.concat(turns, ' '))
+end
+`;
+
+/**
+ * Grants as many of the given ids (ARGV[7..], in order) as the limit leaves room for, and when the
+ * caller answers turns (ARGV[6] > 0), no more than that many: another free permit is the turn of
+ * another process, which may not have answered yet. When some are refused, process ARGV[3] is
+ * listed waiting for ARGV[4] ms and queued for a turn, and if it was not listed yet, that is
+ * announced on channel ARGV[5] (so holders start giving turns at once); when all are granted, it
+ * leaves both sets. In the queue it goes to the back if it was granted some now; if it was granted
+ * none while answering turns, the permits were taken before it came (by a re-check, or by the
+ * releasing process's loops once they stopped holding back), and it goes back to the head, so that
+ * a process slow to answer is not sent to the back each time; otherwise it keeps its place.
+ * Returns {granted, msUntilEarliestExpiry or -1}: the caller re-checks no later than that, so a
+ * crashed holder's permit is picked up without a release message.
  */
 export const ACQUIRE = `${PRELUDE}
+${PRUNE_WAITING}
+local turns = tonumber(ARGV[6])
 local free = limit - redis.call('ZCARD', KEYS[1])
+if turns > 0 and turns < free then free = turns end
 local granted = 0
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   if granted >= free then break end
   redis.call('ZADD', KEYS[1], now + ttl, ARGV[i])
   granted = granted + 1
 end
 if granted > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
-if granted < #ARGV - 5 then
+if granted < #ARGV - 6 then
   local waitingTtl = tonumber(ARGV[4])
   if redis.call('ZADD', KEYS[2], now + waitingTtl, ARGV[3]) == 1 then
     redis.call('PUBLISH', ARGV[5], '${WAITING_PREFIX}' .. ARGV[3])
   end
-  redis.call('PEXPIRE', KEYS[2], waitingTtl)
+  if granted > 0 then
+    redis.call('ZADD', KEYS[3], now, ARGV[3])
+  elseif turns > 0 then
+    local head = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+    if #head == 0 then
+      redis.call('ZADD', KEYS[3], now, ARGV[3])
+    elseif head[1] ~= ARGV[3] then
+      redis.call('ZADD', KEYS[3], tonumber(head[2]) - 1, ARGV[3])
+    end
+  else
+    redis.call('ZADD', KEYS[3], 'NX', now, ARGV[3])
+  end
+  -- Only ever extended: another process may have listed itself for longer.
+  for k = 2, 3 do
+    if redis.call('PTTL', KEYS[k]) < waitingTtl then redis.call('PEXPIRE', KEYS[k], waitingTtl) end
+  end
 else
   redis.call('ZREM', KEYS[2], ARGV[3])
+  redis.call('ZREM', KEYS[3], ARGV[3])
 end
 local earliest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local wait = -1
 if #earliest == 2 then wait = tonumber(earliest[2]) - now end
 return {granted, wait}
-`;
-
-/**
- * Sets `others` to how many processes besides `self` (a Lua expression: the caller's id) are listed
- * waiting in KEYS[2], dropping expired entries; needs `now`.
- */
-const othersWaiting = (self: string): string => `
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-local others = redis.call('ZCARD', KEYS[2])
-if redis.call('ZSCORE', KEYS[2], ${self}) then others = others - 1 end
 `;
 
 /**
@@ -85,7 +187,8 @@ for i = 4, #ARGV do
   end
 end
 if redis.call('ZCARD', KEYS[1]) > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
-${othersWaiting("ARGV[3]")}
+${PRUNE_WAITING}
+${countOthers("ARGV[3]")}
 local result = {others, #reacquired}
 for _, id in ipairs(reacquired) do table.insert(result, id) end
 for _, id in ipairs(lost) do table.insert(result, id) end
@@ -93,33 +196,43 @@ return result
 `;
 
 /**
- * Removes the given ids (ARGV[3..]) and, when any was still held, publishes this process's id
- * (ARGV[2]) on channel ARGV[1], so that waiters in every other process try again at once instead
- * of polling. Returns {how many were held, how many other processes are waiting (KEYS[2])}.
+ * Removes the given ids (ARGV[5..]) of process ARGV[2]. Unless ARGV[3] is '1' (it still has waiters),
+ * the process leaves the waiting sets. Then it gives one turn (on channel ARGV[1]) for each id that
+ * was still held, plus ARGV[4] more: the turns the process was given and cannot use, so that those
+ * permits go on to the next processes in line. Returns {how many were held, how many other
+ * processes are waiting}.
  */
-export const RELEASE = `
+export const RELEASE = `${NOW}
+${GIVE_TURNS}
 local removed = 0
-for i = 3, #ARGV do
+for i = 5, #ARGV do
   removed = removed + redis.call('ZREM', KEYS[1], ARGV[i])
 end
-if removed > 0 then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
-${NOW}
-${othersWaiting("ARGV[2]")}
+${PRUNE_WAITING}
+if ARGV[3] ~= '1' then
+  redis.call('ZREM', KEYS[2], ARGV[2])
+  redis.call('ZREM', KEYS[3], ARGV[2])
+end
+local turns = removed + tonumber(ARGV[4])
+if turns > 0 then giveTurns(turns, ARGV[2], ARGV[1]) end
+${countOthers("ARGV[2]")}
 return {removed, others}
 `;
 
 /**
  * Hands a released permit to a waiter of the same process in one round trip: removes lease
  * ARGV[5] and, if the limit (ARGV[1]) still leaves room, adds lease ARGV[6] (returns 1). Otherwise
- * (a lowered limit) it only releases, publishing like RELEASE (returns 0).
+ * (a lowered limit) it only releases, giving the turn to the next process (ARGV[4] is the caller)
+ * on channel ARGV[3] like RELEASE (returns 0).
  */
 export const TRANSFER = `${PRELUDE}
+${GIVE_TURNS}
 redis.call('ZREM', KEYS[1], ARGV[5])
 if redis.call('ZCARD', KEYS[1]) < limit then
   redis.call('ZADD', KEYS[1], now + ttl, ARGV[6])
   redis.call('PEXPIRE', KEYS[1], ttl)
   return 1
 end
-redis.call('PUBLISH', ARGV[3], ARGV[4])
+giveTurns(1, ARGV[4], ARGV[3])
 return 0
 `;
