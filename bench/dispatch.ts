@@ -45,10 +45,17 @@ export interface DispatchSetup {
 
 export interface DispatchPlan {
   variants: DispatchVariant[];
+  /**
+   * Processes per variant. Each takes every `processes`-th block of cycles: two processes running
+   * the same code can differ by several per cent for their whole life (JIT decisions, heap layout),
+   * and one process per variant would make that luck part of the figure.
+   */
+  processes: number;
   /** Concurrent loops (the poller's maxConcurrency and concurrencyPerPoller). */
   loops: number;
-  /** One unmeasured turn of each variant before the first cycle (JIT, connection pools). */
+  /** One unmeasured turn of each process before the first cycle (JIT, heap sizing, connection pools). */
   warmupMs: number;
+  /** A multiple of 6 × processes keeps the orders and the processes balanced. */
   cycles: number;
   /** From a turn's first tasks to the start of its measurement. */
   settleMs: number;
@@ -67,6 +74,8 @@ export interface CpuShare {
 /** One measured slice: one variant's turn in one cycle. */
 export interface DispatchSlice {
   variant: DispatchVariant;
+  /** Which of the variant's processes (1-based). */
+  process: number;
   cycle: number;
   tasksPerSecond: number;
   measuredTasks: number;
@@ -134,9 +143,11 @@ export function sourcesYaml(
   ].join("\n");
 }
 
-/** One variant's process and its activity. */
+/** One process of a variant, and its activity. */
 interface Contestant {
   variant: DispatchVariant;
+  /** 1-based, among the variant's processes. */
+  process: number;
   child: Child;
   activityName: string;
   /** Known from the first batch enqueued (the process created the activity by name). */
@@ -153,11 +164,13 @@ export async function runDispatchBench(setup: DispatchSetup, plan: DispatchPlan)
   let sourcesFile: string | undefined;
   const contestants: Contestant[] = [];
   try {
-    for (const variant of plan.variants) {
-      const started = await startVariant(setup, variant, plan.loops);
-      commands[variant] = started.command;
-      sourcesFile ??= started.sourcesFile;
-      contestants.push(started.contestant);
+    for (let process = 1; process <= plan.processes; process++) {
+      for (const variant of plan.variants) {
+        const started = await startVariant(setup, variant, process, plan.loops);
+        commands[variant] ??= started.command;
+        sourcesFile ??= started.sourcesFile;
+        contestants.push(started.contestant);
+      }
     }
 
     const turn = async (contestant: Contestant, settleMs: number, sliceMs: number) => {
@@ -182,11 +195,18 @@ export async function runDispatchBench(setup: DispatchSetup, plan: DispatchPlan)
       contestant.bestRate = Math.max(contestant.bestRate, rate);
     }
 
+    const orders = permutations(plan.variants);
     const slices: DispatchSlice[] = [];
     for (let cycle = 1; cycle <= plan.cycles; cycle++) {
-      // Rotate the order each cycle, so that no variant always goes first or right after another.
-      for (let i = 0; i < contestants.length; i++) {
-        const contestant = contestants[(i + cycle - 1) % contestants.length] as Contestant;
+      // Every order in turn: each variant goes first, last, and right after each other variant
+      // equally often over a multiple of orders.length cycles (rotations alone would keep one
+      // variant always right after the same other one, and the work that one leaves behind in the
+      // emulator and the machine would weigh on it alone). Each block of orders.length cycles is
+      // run by the next process of each variant.
+      const process = (Math.floor((cycle - 1) / orders.length) % plan.processes) + 1;
+      for (const variant of orders[(cycle - 1) % orders.length] as DispatchVariant[]) {
+        const contestant = contestants.find((c) => c.variant === variant && c.process === process);
+        if (!contestant) throw new Error(`no process ${process} of ${variant}`);
         const { first, last } = await turn(contestant, plan.settleMs, plan.sliceMs);
         const slice = sliceOf(contestant, cycle, first, last);
         contestant.bestRate = Math.max(contestant.bestRate, slice.tasksPerSecond);
@@ -204,7 +224,8 @@ export async function runDispatchBench(setup: DispatchSetup, plan: DispatchPlan)
     await stopAll(contestants, problems);
     const stats = await side.stats();
     checkTasks(stats, problems);
-    const tasksClosed = stats.tasks.SUCCEEDED + stats.tasks.FAILED + stats.tasks.TIMED_OUT;
+    // Per activity: the emulator forgets old closed tasks, but these counts keep every one.
+    const tasksClosed = Object.values(stats.activityTasks).reduce((sum, counts) => sum + counts.closed, 0);
     return { commands, sourcesFile, slices, tasksClosed, problems };
   } finally {
     for (const { child } of contestants) if (child.running) child.process.kill("SIGKILL");
@@ -214,37 +235,49 @@ export async function runDispatchBench(setup: DispatchSetup, plan: DispatchPlan)
 async function startVariant(
   setup: DispatchSetup,
   variant: DispatchVariant,
+  process: number,
   loops: number,
 ): Promise<{ contestant: Contestant; command: string; sourcesFile?: string }> {
-  const activityName = `bench-${variant}`;
+  const activityName = `bench-${variant}-${process}`;
   const env = awsEnv(setup.emulatorUrl);
   const envText = Object.entries(env)
     .map(([key, value]) => `${key}=${value}`)
     .join(" ");
   if (variant === "bare") {
     const child = new Child(
-      "bare loop",
+      `bare loop #${process}`,
       [path.join(BENCH_DIST, "bare-loop.js"), activityName, `${setup.targetUrl}/task`, String(loops)],
       env,
     );
     await child.waitFor(/^ready /m);
-    return { contestant: contestantOf(variant, child, activityName), command: `${envText} ${child.command}` };
+    return {
+      contestant: contestantOf(variant, process, child, activityName),
+      command: `${envText} ${child.command}`,
+    };
   }
   const sourcesFile = path.join(setup.workDir, `${activityName}.yaml`);
   const redisUrl = variant === "poller-redis" ? setup.redisUrl : undefined;
   const yaml = sourcesYaml(activityName, setup.targetUrl, loops, redisUrl);
   fs.writeFileSync(sourcesFile, yaml);
-  const child = new Child(variant, [BIN, "local", "-f", sourcesFile], { ...env, SFN_LOG_FORMAT: "json" });
+  const child = new Child(`${variant} #${process}`, [BIN, "local", "-f", sourcesFile], {
+    ...env,
+    SFN_LOG_FORMAT: "json",
+  });
   await child.waitFor(/"message":"polling"/);
   return {
-    contestant: contestantOf(variant, child, activityName),
+    contestant: contestantOf(variant, process, child, activityName),
     command: `${envText} ${child.command}`,
     ...(redisUrl ? { sourcesFile: yaml } : {}),
   };
 }
 
-function contestantOf(variant: DispatchVariant, child: Child, activityName: string): Contestant {
-  return { variant, child, activityName, activityArn: undefined, bestRate: MIN_RATE_PER_S };
+function contestantOf(
+  variant: DispatchVariant,
+  process: number,
+  child: Child,
+  activityName: string,
+): Contestant {
+  return { variant, process, child, activityName, activityArn: undefined, bestRate: MIN_RATE_PER_S };
 }
 
 interface Sample {
@@ -278,6 +311,7 @@ function sliceOf(contestant: Contestant, cycle: number, first: Sample, last: Sam
   const share = (key: keyof CpuShare): number => (last.cpu[key] - first.cpu[key]) / measuredMs;
   return {
     variant: contestant.variant,
+    process: contestant.process,
     cycle,
     tasksPerSecond: (measuredTasks * 1000) / measuredMs,
     measuredTasks,
@@ -316,9 +350,9 @@ async function stopAll(contestants: Contestant[], problems: string[]): Promise<v
       problems.push(`${child.name} exited with ${exit?.code ?? exit?.signal}:\n${child.tail()}`);
     if (variant !== "bare") return;
     const done = /^done (\{.*\})$/m.exec(child.stdout);
-    if (!done) problems.push("the bare loop printed no summary");
+    if (!done) problems.push(`${child.name} printed no summary`);
     else if ((JSON.parse(done[1] as string) as { errors: number }).errors > 0) {
-      problems.push(`bare loop errors: ${done[1]}`);
+      problems.push(`${child.name} errors: ${done[1]}`);
     }
   });
 }
@@ -331,6 +365,14 @@ function checkTasks(stats: EmulatorStats, problems: string[]): void {
   }
   if (Object.keys(stats.errors).length > 0)
     problems.push(`AWS error answers: ${JSON.stringify(stats.errors)}`);
+}
+
+/** Every ordering of `items`. */
+function permutations<T>(items: readonly T[]): T[][] {
+  if (items.length <= 1) return [[...items]];
+  return items.flatMap((item, i) =>
+    permutations([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [item, ...rest]),
+  );
 }
 
 function sleep(ms: number): Promise<void> {

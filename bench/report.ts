@@ -36,6 +36,7 @@ export interface BenchReport {
         settings: {
           loops: number;
           variants: DispatchVariant[];
+          processes: number;
           warmupMs: number;
           cycles: number;
           settleMs: number;
@@ -316,7 +317,7 @@ function renderSemaphore(report: BenchReport, push: (...lines: string[]) => void
       `In the benchmark's own process, ${s.contenders} contenders (${s.crossingInstances} in the run of one loop per instance, below) each loop: acquire → hold ${s.holdMs} ms (a timer, finished on the real clock: a Node timer can fire early when the event loop is busy) → release, with a limit of ${s.limit}. ` +
       `Each run warms up for ${s.warmupMs / 1000} s, then measures a ${s.windowMs / 1000} s window. ` +
       `The contenders are spread evenly over ${s.instanceCounts.join(" or ")} *instances*: an instance is one semaphore object (ours) or one ioredis client (redis-semaphore) with its own Redis connections, so 1 instance is one poller process with all the loops and 10 instances stand for ten processes (pods) of ${s.contenders / 10} loops each. ` +
-      "In the 10-instance run, a process that has waiters of its own serves them first: ours hands a released permit straight to the oldest waiter of the same instance (local hand-over, no Redis round trip). While another instance waits (refused acquisitions list and announce their instance), a lease passes locally for at most 1 s after Redis granted it; then it goes back to Redis and the releasing instance holds back its own loops for 10 ms, so that the waiting instance (woken through pub/sub) takes it. So most of our hand-offs there stay inside an instance (about 10 leases cross per second), and that run does not measure crossing processes. redis-semaphore keeps nothing per instance: every release goes to Redis, and the first waiter to poll, of whichever instance, takes the permit. " +
+      "In the 10-instance run, a process that has waiters of its own serves them first: ours hands a released permit straight to the oldest waiter of the same instance (local hand-over, no Redis round trip). While another instance waits (refused acquisitions list and announce their instance), a lease passes locally for at most 1 s after Redis granted it; then it goes back to Redis and the releasing instance holds back its own loops for 10 ms, so that the instance whose turn it is (the one waiting longest, addressed by name on the pub/sub channel) takes it. So most of our hand-offs there stay inside an instance (about 10 leases cross per second), and that run does not measure crossing processes. redis-semaphore keeps nothing per instance: every release goes to Redis, and the first waiter to poll, of whichever instance, takes the permit. " +
       "The *cross-instance* columns show how many hand-offs crossed instances and how long those took; *instances served* shows how many instances completed at least one acquisition in the window (fewer than all: permits stayed with some processes while the others got none).",
     "",
     "- **cycles/s**: acquisitions completed in the window, per second (each is followed by its release).",
@@ -328,7 +329,7 @@ function renderSemaphore(report: BenchReport, push: (...lines: string[]) => void
     `**Options.** redis-semaphore \`Semaphore(client, "bench", ${s.limit}, options)\`, one object per acquisition (its model), with retryInterval ${LIBRARY_OPTIONS.retryInterval} ms, lockTimeout ${LIBRARY_OPTIONS.lockTimeout} ms and refreshInterval ${LIBRARY_OPTIONS.refreshInterval} ms (the library's defaults), and acquireTimeout ${LIBRARY_OPTIONS.acquireTimeout / 1000} s (longer than any run, so no contender is dropped for waiting; the default is 10 s). ` +
       `Ours: \`RedisSemaphore\` with its defaults (lease TTL ${DEFAULT_LEASE_TTL_MS / 1000} s refreshed every ${DEFAULT_LEASE_TTL_MS / 3000} s for all leases of the instance in one call, re-check at least every ${DEFAULT_RECHECK_MS / 1000} s), one object per instance shared by its contenders, as a poller process uses it.`,
     "",
-    `The ${s.crossingInstances} × 1 rows (${s.crossingInstances} instances of one loop each; limit, hold, warm-up and window as above) are not a target figure: a releasing instance never has a waiter of its own there. redis-semaphore sends every release to Redis, and its waiters poll every retryInterval (${LIBRARY_OPTIONS.retryInterval} ms); the releasing loop asks again at once and often takes its permit back before a waiter of another instance polls. Ours keeps a released lease until the end of the event-loop turn for a loop of the same instance that asks again at once (as a poller loop does after reporting), so each loop keeps its permit without Redis round trips, for at most 1 s after Redis granted it while another instance waits (always, here); then the lease goes back to Redis (its release script publishes on the semaphore's channel, every waiting instance is woken and runs its acquire script, one of them gets it) and the releasing instance holds back for 10 ms. So here most of our hand-offs are a loop taking its own permit back, and the cross-instance columns show the leases that moved between instances and how long that took. There are still more loops than permits, so permits are always wanted. All instances run in the benchmark's one process, so the work of every woken instance also takes CPU from that process.`,
+    `The ${s.crossingInstances} × 1 rows (${s.crossingInstances} instances of one loop each; limit, hold, warm-up and window as above) are not a target figure: a releasing instance never has a waiter of its own there. redis-semaphore sends every release to Redis, and its waiters poll every retryInterval (${LIBRARY_OPTIONS.retryInterval} ms); the releasing loop asks again at once and often takes its permit back before a waiter of another instance polls. Ours keeps a released lease until the end of the event-loop turn for a loop of the same instance that asks again at once (as a poller loop does after reporting), so each loop keeps its permit without Redis round trips, for at most 1 s after Redis granted it while another instance waits (always, here); then the lease goes back to Redis (its release script publishes on the semaphore's channel a turn addressed to the instance that has waited longest, which runs its acquire script and takes that one permit) and the releasing instance holds back for 10 ms. So here most of our hand-offs are a loop taking its own permit back, and the cross-instance columns show the leases that moved between instances and how long that took. There are still more loops than permits, so permits are always wanted. All instances run in the benchmark's one process, so the work of every instance also takes CPU from that process.`,
     "",
     `The last two rows (hold ${s.longHoldMs} ms, one instance, a ${s.longHoldWindowMs / 1000} s window) are not a target figure: with permits held longer, waiting dominates, and they show what waiting costs Redis — redis-semaphore's waiters poll every retryInterval whether or not anything was released, ours wait for a release message.`,
     "",
@@ -356,6 +357,11 @@ function renderSemaphore(report: BenchReport, push: (...lines: string[]) => void
   push("");
 }
 
+/** How many orders `n` variants have (n!). */
+function orderCount(n: number): number {
+  return n <= 1 ? 1 : n * orderCount(n - 1);
+}
+
 function renderDispatch(report: BenchReport, push: (...lines: string[]) => void): void {
   const dispatch = report.dispatch;
   if (!dispatch) return;
@@ -379,7 +385,7 @@ function renderDispatch(report: BenchReport, push: (...lines: string[]) => void)
     "",
     `**Why ${s.loops} loops.** With an instant target a task costs three loopback round trips (poll, POST, report); by Little's law 500 tasks/s at even 20 ms per task needs only 10 in flight, so ${s.loops} (one poller, maxConcurrency = concurrencyPerPoller = ${s.loops}) keeps the CPU, not the concurrency, as the limit for the poller and the bare loop alike, while staying a realistic size for one pod (and far below the emulator's 1000 waiting polls per activity).`,
     "",
-    `**How measured.** The three processes start once and run side by side for the whole benchmark, each polling its own activity, and take turns: a turn enqueues a batch of tasks for one variant only (the side API's \`POST /_emulator/tasks\` with a count), so the others sit in long polls as idle pods do. After one unmeasured turn of ${s.warmupMs / 1000} s each (JIT, connection pools), there are ${s.cycles} cycles; in each, every variant has a turn (the order rotated each cycle). A turn lets the variant work ${s.settleMs / 1000} s, then reads its activity's closed-task count (\`GET /_emulator/stats\`, \`activityTasks\`) at the start and end of a ${s.sliceMs / 1000} s slice: tasks/s = difference / elapsed time. The batch is sized at 1.3 × the variant's best rate so far (at least 1,000 tasks/s), and a slice whose batch ran out before its end is rejected; the rest of the batch drains before the next turn, so two variants never work at once. The figure is the median over the slices. The ratio is the median over cycles of each cycle's own ratio (the variant's slice over the bare loop's slice of the same cycle, seconds apart): this machine is shared and its speed drifts by ±10% over minutes, which long windows run one after the other (as the previous version of this benchmark did) could not cancel. At the end every process gets SIGTERM and must exit 0, and the emulator must show no task left STARTED, none FAILED or TIMED_OUT, and no AWS error answer.${report.quick ? " Quick mode (CI): one cycle of short slices, to check that the machinery works; its figures mean nothing." : ""}`,
+    `**How measured.** ${s.processes === 1 ? "One process" : `${s.processes} processes`} of each variant start once and run side by side for the whole benchmark, each polling its own activity (\`bench-<variant>-<n>\`), and take turns: a turn enqueues a batch of tasks for one process only (the side API's \`POST /_emulator/tasks\` with a count), so the others sit in long polls as idle pods do. After one unmeasured turn of ${s.warmupMs / 1000} s each (CPU per task falls by about a third over a process's first ~20,000 tasks, for the bare loop and the poller alike: JIT, heap sizing; a pod's poller runs for days), there are ${s.cycles} cycles; in each, every variant has a turn. The cycles go through every order of the variants in turn, so each variant goes right after each other one equally often${s.processes > 1 ? `, and each block of ${orderCount(s.variants.length)} cycles (one per order) is run by the next process of each variant, because two processes of the same code can differ by several per cent for their whole life (JIT decisions, heap layout), which one process per variant would make part of the figure` : ""}. A turn lets the process work ${s.settleMs / 1000} s, then reads its activity's closed-task count (\`GET /_emulator/stats\`, \`activityTasks\`) at the start and end of a ${s.sliceMs / 1000} s slice: tasks/s = difference / elapsed time. The batch is sized at 1.3 × the process's best rate so far (at least 1,000 tasks/s), and a slice whose batch ran out before its end is rejected; the rest of the batch drains before the next turn, so two processes never work at once. The figure is the median over the slices. The ratio is the median over cycles of each cycle's own ratio (the variant's slice over the bare loop's slice of the same cycle, seconds apart): this machine is shared and its speed drifts by ±10% over minutes, which long windows run one after the other (as the previous version of this benchmark did) could not cancel. At the end every process gets SIGTERM and must exit 0, and the emulator must show no task left STARTED, none FAILED or TIMED_OUT, and no AWS error answer.${report.quick ? " Quick mode (CI): one process each, one cycle of short slices, to check that the machinery works; its figures mean nothing." : ""}`,
     "",
     "**Peak RSS** is VmHWM from /proc/<pid>/status of the measured process at the end of each slice; the tables give the largest.",
     "",
@@ -395,9 +401,26 @@ function renderDispatch(report: BenchReport, push: (...lines: string[]) => void)
       `| ${VARIANT_NAMES[v.variant]} | ${int(v.median)} | ${v.variant === "bare" ? "-" : `${v.ratio.toFixed(2)} (${v.ratioRange[0].toFixed(2)}–${v.ratioRange[1].toFixed(2)})`} | ${v.cpuMsPerTask.toFixed(3)} | ${cpu("measured")} | ${cpu("emulator")} | ${cpu("target")} | ${cpu("redis")} | ${mib(v.peakRssBytes)} |`,
     );
   }
+  if (s.processes > 1) {
+    push(
+      "",
+      "Each process alone (medians over its slices), to show how far two processes of the same code differ:",
+      "",
+      "| variant | process | slices | median tasks/s | median CPU ms / task |",
+      "|---|---|---|---|---|",
+    );
+    for (const variant of s.variants) {
+      for (let process = 1; process <= s.processes; process++) {
+        const own = run.slices.filter((r) => r.variant === variant && r.process === process);
+        push(
+          `| ${VARIANT_NAMES[variant]} | ${process} | ${own.length} | ${int(median(own.map((r) => r.tasksPerSecond)))} | ${median(own.map((r) => r.cpuMsPerTask)).toFixed(3)} |`,
+        );
+      }
+    }
+  }
   push(
     "",
-    "Every slice (tasks/s, CPU ms per task, tasks left in the batch at the slice's end):",
+    "Every slice (the process, tasks/s, CPU ms per task, tasks left in the batch at the slice's end):",
     "",
     `| cycle | ${s.variants.map((variant) => VARIANT_NAMES[variant]).join(" | ")} |`,
     `|---|${s.variants.map(() => "---").join("|")}|`,
@@ -406,7 +429,7 @@ function renderDispatch(report: BenchReport, push: (...lines: string[]) => void)
     const cells = s.variants.map((variant) => {
       const r = run.slices.find((slice) => slice.variant === variant && slice.cycle === cycle);
       return r
-        ? `${int(r.tasksPerSecond)}/s, ${r.cpuMsPerTask.toFixed(3)} ms, ${int(r.backlogAtEnd)} left`
+        ? `#${r.process}: ${int(r.tasksPerSecond)}/s, ${r.cpuMsPerTask.toFixed(3)} ms, ${int(r.backlogAtEnd)} left`
         : "-";
     });
     push(`| ${cycle} | ${cells.join(" | ")} |`);
