@@ -6,12 +6,14 @@
  * - `poller`: `sfn-operator local -f <file>`, the real CLI as users run it, in-process semaphore;
  * - `poller-redis`: the same with `redis:` in the file (the Redis semaphore).
  *
- * The three processes run side by side for the whole benchmark, each on its own activity, and take
- * turns: in each cycle every variant in turn gets a batch of tasks while the others have none (they
- * sit in long polls, as idle pods do). A variant's slice is measured from the emulator's closed-task
- * count of its activity once it has had `settleMs` to ramp up, for `sliceMs`, with tasks still queued
- * at the end (else the slice is rejected: the batch, not the process, set the pace); the rest of the
- * batch drains before the next variant's turn, so no two variants ever work at once.
+ * The processes (`processes` of each variant) run side by side for the whole benchmark, each on its
+ * own activity, and take turns: in each cycle one process of every variant in turn gets a batch of
+ * tasks while the others have none (they sit in long polls, as idle pods do). A slice is measured
+ * from the emulator's closed-task count of the process's activity once it has had `settleMs` to ramp
+ * up, for `sliceMs`, with tasks still queued at the end (else the slice is rejected: the batch, not
+ * the process, set the pace); the rest of the batch drains before the next turn, so no two
+ * processes ever work at once. The cycles go through every order of the variants, and each block of
+ * orders goes to the next process of each variant.
  *
  * Why slices and not one long window per variant: this machine is shared and its speed drifts by
  * ±10% over minutes. A variant's slice and the bare loop's in the same cycle are seconds apart, so
