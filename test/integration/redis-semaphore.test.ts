@@ -129,17 +129,14 @@ describe("RedisSemaphore (real redis-server)", function () {
     const a = await process_({ limit: 1, recheckMs: 10_000 });
     const b = await process_({ limit: 1, recheckMs: 10_000 });
     const held = await a.acquire(never);
-    let acquiredAt = 0;
-    const waiting = b.acquire(never).then((permit) => {
-      acquiredAt = performance.now();
-      return permit;
-    });
+    const waitingTimed = timedAcquire(b);
+    const waiting = waitingTimed.permit;
     await sleep(200);
-    expect(acquiredAt).to.equal(0);
+    expect(waitingTimed.acquiredAt).to.equal(0);
     const releasedAt = performance.now();
     await held.release();
     await (await waiting).release();
-    expect(acquiredAt - releasedAt).to.be.below(500);
+    expect(waitingTimed.acquiredAt - releasedAt).to.be.below(500);
   });
 
   it("hands a released permit to a waiter of the same process in one step, within the limit", async () => {
@@ -260,6 +257,35 @@ describe("RedisSemaphore (real redis-server)", function () {
     return promise;
   }
 
+  /** `wait(name, semaphore)` acquires, and appends `name` to `order` once granted. */
+  function inOrder(order: string[]): (name: string, semaphore: RedisSemaphore) => Promise<Permit> {
+    return async (name, semaphore) => {
+      const permit = await semaphore.acquire(never);
+      order.push(name);
+      return permit;
+    };
+  }
+
+  /** An acquisition (see `pending`) that notes when it was granted (0 until then). */
+  function timedAcquire(semaphore: RedisSemaphore): {
+    readonly permit: Promise<Permit>;
+    readonly acquiredAt: number;
+  } {
+    let acquiredAt = 0;
+    const permit = pending(
+      semaphore.acquire(never).then((granted) => {
+        acquiredAt = performance.now();
+        return granted;
+      }),
+    );
+    return {
+      permit,
+      get acquiredAt() {
+        return acquiredAt;
+      },
+    };
+  }
+
   /** Members of a sorted set, first to last. */
   async function members(key: string): Promise<string[]> {
     const client = redis.client();
@@ -282,11 +308,7 @@ describe("RedisSemaphore (real redis-server)", function () {
     const second = await process_(options);
     const held = [await holder.acquire(never), await holder.acquire(never)];
     const order: string[] = [];
-    const wait = async (name: string, semaphore: RedisSemaphore): Promise<Permit> => {
-      const permit = await semaphore.acquire(never);
-      order.push(name);
-      return permit;
-    };
+    const wait = inOrder(order);
     const fromFirst = pending(wait("first", first));
     await sleep(50);
     const fromSecond = pending(wait("second", second));
@@ -344,11 +366,7 @@ describe("RedisSemaphore (real redis-server)", function () {
     const b = await process_(options);
     const held = await holder.acquire(never);
     const order: string[] = [];
-    const wait = async (name: string, semaphore: RedisSemaphore): Promise<Permit> => {
-      const permit = await semaphore.acquire(never);
-      order.push(name);
-      return permit;
-    };
+    const wait = inOrder(order);
     const fromA = pending(wait("a", a));
     await sleep(50);
     const fromB = pending(wait("b", b));
@@ -414,22 +432,17 @@ describe("RedisSemaphore (real redis-server)", function () {
       client.disconnect();
     }
     const next = await process_({ limit: 2, recheckMs: 10_000 });
-    let acquiredAt = 0;
-    const waiting = pending(
-      next.acquire(never).then((permit) => {
-        acquiredAt = performance.now();
-        return permit;
-      }),
-    );
+    const waitingTimed = timedAcquire(next);
+    const waiting = waitingTimed.permit;
     await sleep(50);
     expect(await members(holder.keys.queue)).to.have.length(2);
     await held[0]?.release(); // the ghost's turn: nobody takes it (no re-check within the test)
     await sleep(200);
-    expect(acquiredAt, "the first turn went to the ghost").to.equal(0);
+    expect(waitingTimed.acquiredAt, "the first turn went to the ghost").to.equal(0);
     const releasedAt = performance.now();
     await held[1]?.release(); // the ghost went to the back: this turn is the waiting process's
     const permit = await waiting;
-    expect(acquiredAt - releasedAt).to.be.below(300);
+    expect(waitingTimed.acquiredAt - releasedAt).to.be.below(300);
     await permit.release();
   });
 
@@ -442,13 +455,8 @@ describe("RedisSemaphore (real redis-server)", function () {
     const fromA = pending(a.acquire(never)); // refused: A is listed first
     await sleep(50);
     const b = await process_(options);
-    let acquiredAt = 0;
-    const fromB = pending(
-      b.acquire(never).then((permit) => {
-        acquiredAt = performance.now();
-        return permit;
-      }),
-    );
+    const fromBTimed = timedAcquire(b);
+    const fromB = fromBTimed.permit;
     await sleep(50);
     expect(await members(a.keys.queue)).to.have.length(2);
     await aHeld.release(); // to A's own waiter, without Redis
@@ -457,7 +465,7 @@ describe("RedisSemaphore (real redis-server)", function () {
     const releasedAt = performance.now();
     await held.release();
     const bPermit = await fromB;
-    expect(acquiredAt - releasedAt, "B had the turn at once").to.be.below(300);
+    expect(fromBTimed.acquiredAt - releasedAt, "B had the turn at once").to.be.below(300);
     await aPermit.release();
     await bPermit.release();
   });
@@ -471,13 +479,8 @@ describe("RedisSemaphore (real redis-server)", function () {
     const fromA = semaphore_(a, giveUp.signal); // refused: A is listed first
     await sleep(50);
     const b = await process_(options);
-    let acquiredAt = 0;
-    const fromB = pending(
-      b.acquire(never).then((permit) => {
-        acquiredAt = performance.now();
-        return permit;
-      }),
-    );
+    const fromBTimed = timedAcquire(b);
+    const fromB = fromBTimed.permit;
     await sleep(50);
     giveUp.abort(); // A no longer waits, but is still first in line
     expect(await fromA).to.equal(undefined);
@@ -485,7 +488,7 @@ describe("RedisSemaphore (real redis-server)", function () {
     const releasedAt = performance.now();
     await held.release();
     const bPermit = await fromB;
-    expect(acquiredAt - releasedAt, "B had the turn at once").to.be.below(300);
+    expect(fromBTimed.acquiredAt - releasedAt, "B had the turn at once").to.be.below(300);
     expect(await members(a.keys.queue)).to.have.length(0);
     await bPermit.release();
   });
