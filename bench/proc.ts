@@ -182,7 +182,7 @@ export class Child {
 
   /** SIGTERM, then SIGKILL after `timeoutMs`; resolves to how it exited. */
   async stop(timeoutMs = 20_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    if (this.process.exitCode === null && this.process.signalCode === null) this.process.kill("SIGTERM");
+    if (this.running) this.process.kill("SIGTERM");
     const timer = setTimeout(() => this.process.kill("SIGKILL"), timeoutMs);
     const result = await this.exited;
     clearTimeout(timer);
