@@ -107,8 +107,8 @@ export interface DispatchRun {
  * A batch is sized for the variant's best rate so far (at least this) times the headroom: too small
  * and the slice is rejected, too large and only the drain after the slice takes longer.
  */
-const MIN_RATE_PER_S = 1_000;
-const BATCH_HEADROOM = 1.3;
+export const MIN_RATE_PER_S = 1_000;
+export const BATCH_HEADROOM = 1.3;
 const DRAIN_POLL_MS = 20;
 /** After a batch has drained, for the last tasks in flight to be reported. */
 const DRAIN_TAIL_MS = 100;
@@ -175,7 +175,13 @@ export async function runDispatchBench(setup: DispatchSetup, plan: DispatchPlan)
       }
     }
 
-    const turn = async (contestant: Contestant, settleMs: number, sliceMs: number) => {
+    /** One turn of one process; its slice (cycle 0 for the warm-up) also sizes its next batch. */
+    const turn = async (
+      contestant: Contestant,
+      cycle: number,
+      settleMs: number,
+      sliceMs: number,
+    ): Promise<DispatchSlice> => {
       const batch = Math.ceil((contestant.bestRate * BATCH_HEADROOM * (settleMs + sliceMs)) / 1000);
       const { activityArn } = await side.enqueue({
         activityName: contestant.activityName,
@@ -188,14 +194,12 @@ export async function runDispatchBench(setup: DispatchSetup, plan: DispatchPlan)
       await sleep(sliceMs);
       const last = await sample(side, setup, contestant);
       await drain(side, contestant);
-      return { first, last };
+      const slice = sliceOf(contestant, cycle, first, last);
+      contestant.bestRate = Math.max(contestant.bestRate, slice.tasksPerSecond);
+      return slice;
     };
 
-    for (const contestant of contestants) {
-      const { first, last } = await turn(contestant, 0, plan.warmupMs);
-      const rate = ((last.closed - first.closed) * 1000) / (last.at - first.at);
-      contestant.bestRate = Math.max(contestant.bestRate, rate);
-    }
+    for (const contestant of contestants) await turn(contestant, 0, 0, plan.warmupMs);
 
     const orders = permutations(plan.variants);
     const slices: DispatchSlice[] = [];
@@ -209,9 +213,7 @@ export async function runDispatchBench(setup: DispatchSetup, plan: DispatchPlan)
       for (const variant of orders[(cycle - 1) % orders.length] as DispatchVariant[]) {
         const contestant = contestants.find((c) => c.variant === variant && c.process === process);
         if (!contestant) throw new Error(`no process ${process} of ${variant}`);
-        const { first, last } = await turn(contestant, plan.settleMs, plan.sliceMs);
-        const slice = sliceOf(contestant, cycle, first, last);
-        contestant.bestRate = Math.max(contestant.bestRate, slice.tasksPerSecond);
+        const slice = await turn(contestant, cycle, plan.settleMs, plan.sliceMs);
         if (slice.backlogAtEnd === 0) {
           problems.push(
             `${contestant.variant} cycle ${cycle}: its batch ran out before the slice ended: the batch, not the process, set the pace`,
@@ -369,8 +371,8 @@ function checkTasks(stats: EmulatorStats, problems: string[]): void {
     problems.push(`AWS error answers: ${JSON.stringify(stats.errors)}`);
 }
 
-/** Every ordering of `items`. */
-function permutations<T>(items: readonly T[]): T[][] {
+/** Every ordering of `items`: the cycles go through these in turn (see `runDispatchBench`). */
+export function permutations<T>(items: readonly T[]): T[][] {
   if (items.length <= 1) return [[...items]];
   return items.flatMap((item, i) =>
     permutations([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [item, ...rest]),

@@ -3,7 +3,14 @@
  * the results of one run; plus the checks that make a run (quick or full) fail.
  */
 import { DEFAULT_LEASE_TTL_MS, DEFAULT_RECHECK_MS } from "../src/semaphore/redis/redis-semaphore.ts";
-import type { DispatchRun, DispatchSlice, DispatchVariant } from "./dispatch.ts";
+import {
+  BATCH_HEADROOM,
+  type DispatchRun,
+  type DispatchSlice,
+  type DispatchVariant,
+  MIN_RATE_PER_S,
+  permutations,
+} from "./dispatch.ts";
 import type { MachineInfo } from "./proc.ts";
 import { type Implementation, LIBRARY_OPTIONS, type SemaphoreResult } from "./semaphore.ts";
 
@@ -357,11 +364,6 @@ function renderSemaphore(report: BenchReport, push: (...lines: string[]) => void
   push("");
 }
 
-/** How many orders `n` variants have (n!). */
-function orderCount(n: number): number {
-  return n <= 1 ? 1 : n * orderCount(n - 1);
-}
-
 function renderDispatch(report: BenchReport, push: (...lines: string[]) => void): void {
   const dispatch = report.dispatch;
   if (!dispatch) return;
@@ -385,7 +387,7 @@ function renderDispatch(report: BenchReport, push: (...lines: string[]) => void)
     "",
     `**Why ${s.loops} loops.** With an instant target a task costs three loopback round trips (poll, POST, report); by Little's law 500 tasks/s at even 20 ms per task needs only 10 in flight, so ${s.loops} (one poller, maxConcurrency = concurrencyPerPoller = ${s.loops}) keeps the CPU, not the concurrency, as the limit for the poller and the bare loop alike, while staying a realistic size for one pod (and far below the emulator's 1000 waiting polls per activity).`,
     "",
-    `**How measured.** ${s.processes === 1 ? "One process" : `${s.processes} processes`} of each variant start once and run side by side for the whole benchmark, each polling its own activity (\`bench-<variant>-<n>\`), and take turns: a turn enqueues a batch of tasks for one process only (the side API's \`POST /_emulator/tasks\` with a count), so the others sit in long polls as idle pods do. After one unmeasured turn of ${s.warmupMs / 1000} s each (CPU per task falls by about a third over a process's first ~20,000 tasks, for the bare loop and the poller alike: JIT, heap sizing; a pod's poller runs for days), there are ${s.cycles} cycles; in each, every variant has a turn. The cycles go through every order of the variants in turn, so each variant goes right after each other one equally often${s.processes > 1 ? `, and each block of ${orderCount(s.variants.length)} cycles (one per order) is run by the next process of each variant, because two processes of the same code can differ by several per cent for their whole life (JIT decisions, heap layout), which one process per variant would make part of the figure` : ""}. A turn lets the process work ${s.settleMs / 1000} s, then reads its activity's closed-task count (\`GET /_emulator/stats\`, \`activityTasks\`) at the start and end of a ${s.sliceMs / 1000} s slice: tasks/s = difference / elapsed time. The batch is sized at 1.3 × the process's best rate so far (at least 1,000 tasks/s), and a slice whose batch ran out before its end is rejected; the rest of the batch drains before the next turn, so two processes never work at once. The figure is the median over the slices. The ratio is the median over cycles of each cycle's own ratio (the variant's slice over the bare loop's slice of the same cycle, seconds apart): this machine is shared and its speed drifts by ±10% over minutes, which long windows run one after the other (as the previous version of this benchmark did) could not cancel. At the end every process gets SIGTERM and must exit 0, and the emulator must show no task left STARTED, none FAILED or TIMED_OUT, and no AWS error answer.${report.quick ? " Quick mode (CI): one process each, one cycle of short slices, to check that the machinery works; its figures mean nothing." : ""}`,
+    `**How measured.** ${s.processes === 1 ? "One process" : `${s.processes} processes`} of each variant start once and run side by side for the whole benchmark, each polling its own activity (\`bench-<variant>-<n>\`), and take turns: a turn enqueues a batch of tasks for one process only (the side API's \`POST /_emulator/tasks\` with a count), so the others sit in long polls as idle pods do. After one unmeasured turn of ${s.warmupMs / 1000} s each (CPU per task falls by about a third over a process's first ~20,000 tasks, for the bare loop and the poller alike: JIT, heap sizing; a pod's poller runs for days), there are ${s.cycles} cycles; in each, every variant has a turn. The cycles go through every order of the variants in turn, so each variant goes right after each other one equally often${s.processes > 1 ? `, and each block of ${permutations(s.variants).length} cycles (one per order) is run by the next process of each variant, because two processes of the same code can differ by several per cent for their whole life (JIT decisions, heap layout), which one process per variant would make part of the figure` : ""}. A turn lets the process work ${s.settleMs / 1000} s, then reads its activity's closed-task count (\`GET /_emulator/stats\`, \`activityTasks\`) at the start and end of a ${s.sliceMs / 1000} s slice: tasks/s = difference / elapsed time. The batch is sized at ${BATCH_HEADROOM} × the process's best rate so far (at least ${int(MIN_RATE_PER_S)} tasks/s), and a slice whose batch ran out before its end is rejected; the rest of the batch drains before the next turn, so two processes never work at once. The figure is the median over the slices. The ratio is the median over cycles of each cycle's own ratio (the variant's slice over the bare loop's slice of the same cycle, seconds apart): this machine is shared and its speed drifts by ±10% over minutes, which long windows run one after the other (as the previous version of this benchmark did) could not cancel. At the end every process gets SIGTERM and must exit 0, and the emulator must show no task left STARTED, none FAILED or TIMED_OUT, and no AWS error answer.${report.quick ? " Quick mode (CI): one process each, one cycle of short slices, to check that the machinery works; its figures mean nothing." : ""}`,
     "",
     "**Peak RSS** is VmHWM from /proc/<pid>/status of the measured process at the end of each slice; the tables give the largest.",
     "",
