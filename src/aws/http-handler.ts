@@ -6,11 +6,11 @@
  * `NodeHttpHandler` cost about 10 µs of CPU per call more than this handler (64 loops of
  * GetActivityTask + SendTaskSuccess against the emulator, clients otherwise alike, measured in one
  * process with the two interleaved: medians of about 703 against 685 µs per task), 2 to 3% of the
- * poller's CPU per task. Per request it arms up to four timers (a socket-acquisition warning and deferred
- * connection, socket and keep-alive timers), registers several listeners, settles through async
- * wrappers, and copies the response headers. Here the socket idle timeout is the agent's (set once
- * per socket), the connection timeout is armed only while a new socket connects, and nothing else
- * runs per request.
+ * poller's CPU per task. Per request it arms up to four timers (a socket-acquisition warning
+ * and deferred connection, socket and keep-alive timers), registers several listeners and settles
+ * through async wrappers. Here the socket idle timeout is the agent's (set once per socket), the
+ * connection timeout is armed only while a new socket connects, and nothing else runs per
+ * request.
  *
  * What `NodeHttpHandler` does for the SDK is kept:
  * - keep-alive agents with a socket limit;
