@@ -25,6 +25,9 @@ import https from "node:https";
 import { Readable } from "node:stream";
 import { buildQueryString, type HttpHandler, type HttpRequest, HttpResponse } from "@smithy/core/protocols";
 import type { HttpHandlerOptions } from "@smithy/types";
+import { abortErrorFor } from "../util/abort.ts";
+
+const REQUEST_ABORTED = "the request was aborted";
 
 /** Node's error codes that the SDK's retry strategy treats as transient when named TimeoutError. */
 const TRANSIENT_CODES = new Set(["ECONNRESET", "EPIPE", "ETIMEDOUT"]);
@@ -66,7 +69,7 @@ export class SdkHttpHandler implements HttpHandler {
     return new Promise<Answer>((resolve, reject) => {
       const signal = options.abortSignal as AbortSignal | undefined;
       if (signal?.aborted) {
-        reject(abortError(signal));
+        reject(abortErrorFor(signal, REQUEST_ABORTED));
         return;
       }
       const secure = request.protocol === "https:";
@@ -85,9 +88,10 @@ export class SdkHttpHandler implements HttpHandler {
           method: request.method,
           path: `${request.path}${query ? `?${query}` : ""}${request.fragment ? `#${request.fragment}` : ""}`,
           headers: request.headers,
-          ...(request.username || request.password
-            ? { auth: `${request.username ?? ""}:${request.password ?? ""}` }
-            : {}),
+          auth:
+            request.username || request.password
+              ? `${request.username ?? ""}:${request.password ?? ""}`
+              : undefined,
         },
         (res) => {
           clearTimeout(requestTimer);
@@ -130,7 +134,7 @@ export class SdkHttpHandler implements HttpHandler {
       if (signal) {
         const onAbort = (): void => {
           req.destroy();
-          fail(abortError(signal));
+          fail(abortErrorFor(signal, REQUEST_ABORTED));
         };
         signal.addEventListener("abort", onAbort, { once: true });
         req.once("close", () => signal.removeEventListener("abort", onAbort));
@@ -171,13 +175,4 @@ function flatHeaders(headers: http.IncomingHttpHeaders): Record<string, string> 
 
 function timeoutError(message: string): Error {
   return Object.assign(new Error(message), { name: "TimeoutError" });
-}
-
-function abortError(signal: AbortSignal): Error {
-  const error = new Error(
-    signal.reason instanceof Error ? signal.reason.message : "the request was aborted",
-    { cause: signal.reason },
-  );
-  error.name = "AbortError";
-  return error;
 }

@@ -6,6 +6,8 @@
  * Implementations: `InProcessSemaphore` (one process, local mode without Redis) and the Redis-backed
  * distributed one, which makes the limit hold across every pod.
  */
+import { abortErrorFor } from "../util/abort.ts";
+
 export interface Permit {
   /** Gives the permit back. Idempotent; never rejects (a failed release is the lease TTL's to clean). */
   release(): Promise<void>;
@@ -35,11 +37,7 @@ export interface Semaphore {
 
 /** The error `acquire` rejects with when its signal aborts. */
 export function abortError(signal: AbortSignal): Error {
-  const reason: unknown = signal.reason;
-  if (reason instanceof Error && reason.name === "AbortError") return reason;
-  const error = new Error("waiting for a permit was aborted", { cause: reason });
-  error.name = "AbortError";
-  return error;
+  return abortErrorFor(signal, "waiting for a permit was aborted");
 }
 
 /** A semaphore limit: a positive integer. */
