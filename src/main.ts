@@ -192,7 +192,10 @@ function pollerVariablesHelp(): string {
   const lines = POLLER_ENV_VARS.toSorted((a, b) => Number(b.required) - Number(a.required)).map(
     (v) => `  ${v.name.padEnd(width)}  ${v.required ? "required" : `default: ${v.default ?? "none"}`}`,
   );
-  return `\nEnvironment (the README describes each; invalid values exit 2, every problem listed):\n${lines.join("\n")}\n`;
+  return (
+    "\nEnvironment (the README describes each; invalid values exit 2, every problem listed).\n" +
+    `SFN_ACTIVITY_NAME or SFN_ACTIVITY_ARN is required too:\n${lines.join("\n")}\n`
+  );
 }
 
 program

@@ -88,14 +88,26 @@ describe("sfn-operator CLI", function () {
   });
 
   describe("logging", () => {
+    async function emulatorOutput(env: NodeJS.ProcessEnv): Promise<string> {
+      const emulator = new CliProcess(["--log-format", "text", "emulator", "--port", "0"], env);
+      for (let i = 0; i < 200 && !emulator.output.includes("listening on"); i++) {
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      await emulator.stop();
+      return emulator.output;
+    }
+
     it("--log-format text has no colour codes when stderr is a pipe (unless FORCE_COLOR)", async () => {
+      const piped = await emulatorOutput({});
+      expect(piped).to.match(/ info \[emulator\] Step Functions emulator listening/);
+      expect(piped).not.to.contain("\u001b[");
+      expect(await emulatorOutput({ FORCE_COLOR: "1" })).to.contain("\u001b[");
+    });
+
+    it("says that --log-payloads does nothing without --log-level debug", async () => {
       const file = await writeTempFile("bad.yaml", "sources: []\n");
-      const args = ["--log-format", "text", "--log-payloads", "local", "-f", file];
-      const piped = await runCli(args);
-      expect(piped.output).to.contain("--log-payloads has no effect without --log-level debug");
-      expect(piped.output).not.to.contain("\u001b[");
-      const forced = await runCli(args, { FORCE_COLOR: "1" });
-      expect(forced.output).to.contain("\u001b[");
+      const { output } = await runCli(["--log-payloads", "local", "-f", file]);
+      expect(output).to.contain("--log-payloads has no effect without --log-level debug");
     });
   });
 
