@@ -121,6 +121,19 @@ const program = new Command()
       .env("SFN_LOG_FORMAT"),
   )
   .option("--log-payloads", "log task inputs and outputs (only with --log-level debug)", false)
+  .addHelpText(
+    "after",
+    `
+A first try, without AWS or a cluster (or just: npm run demo):
+  sfn-operator emulator &                        # a local Step Functions on 127.0.0.1:8083
+  export AWS_ENDPOINT_URL_SFN=http://127.0.0.1:8083 AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x
+  sfn-operator local --check -f sources.yaml     # the file's format: sfn-operator local --help
+  sfn-operator local -f sources.yaml
+  curl -XPOST http://127.0.0.1:8083/_emulator/tasks -d '{"activityName":"sum","input":{"numbers":[1,2]}}'
+
+Exit codes: 0 stopped cleanly, 1 failed, 2 invalid configuration (every problem listed).
+`,
+  )
   .showHelpAfterError()
   .hook("preAction", (command) => {
     const options = command.opts<GlobalOptions>();
@@ -235,7 +248,12 @@ program
       await checked(() => undefined);
       const { startEmulator } = await import("./emulator/index.ts");
       const emulator = await startEmulator(options);
-      process.stdout.write(`Step Functions emulator listening on ${emulator.url}\n`);
+      process.stdout.write(
+        `Step Functions emulator listening on ${emulator.url}\n` +
+          // What a first-time user needs next; the side API is in src/emulator/README.md.
+          `Point pollers at it: AWS_ENDPOINT_URL_SFN=${emulator.url} (any AWS_REGION and credentials)\n` +
+          `Enqueue a task: curl -XPOST ${emulator.url}/_emulator/tasks -d '{"activityName":"sum","input":{}}'\n`,
+      );
       await new Promise<void>((resolve) => {
         const stop = (): void => resolve();
         process.once("SIGTERM", stop);
