@@ -13,6 +13,7 @@ import {
   LOG_LEVELS,
   type LogFormat,
 } from "./observability/logger.ts";
+// Loaded by every command for the poller's help text: small, and zod comes with api/fields.ts anyway.
 import { POLLER_ENV_VARS } from "./poller/env.ts";
 import { VERSION } from "./version.ts";
 
@@ -199,7 +200,7 @@ program
     }),
   );
 
-/** The poller's variables for its help: the required ones first, then the rest by name. */
+/** The poller's variables for its help: the required ones first, then the rest in the README's order. */
 function pollerVariablesHelp(): string {
   const width = Math.max(...POLLER_ENV_VARS.map((v) => v.name.length));
   const lines = POLLER_ENV_VARS.toSorted((a, b) => Number(b.required) - Number(a.required)).map(

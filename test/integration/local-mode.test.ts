@@ -10,7 +10,7 @@ import {
   type TaskRecord,
 } from "../../src/emulator/index.ts";
 import { awsEnvFor, CliProcess, writeTempFile } from "../support/cli.ts";
-import { RedisServer } from "../support/redis.ts";
+import { freePort, RedisServer } from "../support/redis.ts";
 import { type TargetInstruction, TestTarget } from "../support/target-server.ts";
 
 interface SourceOptions {
@@ -265,7 +265,24 @@ describe("local mode (CLI child process + emulator + HTTP target)", function () 
     cli = undefined;
   });
 
-  it("warns at once, and again while it lasts, when Redis is unreachable; says when it is back", async function () {
+  const NOT_READY = "not taking tasks: the concurrency semaphore is not ready";
+
+  it("warns at once, with the reason, when Redis is unreachable at start-up", async () => {
+    const closedPort = await freePort();
+    const started = Date.now();
+    const local = await startLocal(
+      [{ activityName: "no-redis" }],
+      [],
+      `redis: redis://127.0.0.1:${closedPort}\n`,
+    );
+    await local.waitForLog((r) => r.message === NOT_READY, 5000);
+    expect(Date.now() - started).to.be.below(8000);
+    const warning = local.logs().find((r) => r.message === NOT_READY);
+    expect(warning).to.include({ level: "warn", source: "no-redis" });
+    expect(String(warning?.reason)).to.match(/^Redis unreachable: .*ECONNREFUSED/);
+  });
+
+  it("says when Redis is back, and then serves the task that waited", async function () {
     const redis = await RedisServer.start();
     if (!redis.restartable) {
       await redis.stop();
@@ -273,24 +290,20 @@ describe("local mode (CLI child process + emulator + HTTP target)", function () 
     }
     try {
       await redis.stopProcess();
-      const started = Date.now();
-      const local = await startLocal([{ activityName: "no-redis" }], [], `redis: ${redis.url}\n`);
-      await local.waitForLog(
-        (r) => r.message === "not taking tasks: the concurrency semaphore is not ready",
-        5000,
-      );
-      expect(Date.now() - started).to.be.below(8000);
-      const warning = local
-        .logs()
-        .find((r) => r.message === "not taking tasks: the concurrency semaphore is not ready");
-      expect(warning).to.include({ level: "warn", source: "no-redis" });
-      expect(String(warning?.reason)).to.match(/^Redis unreachable: .*ECONNREFUSED/);
-      const [id] = await enqueue("no-redis", { reply: "json" });
+      const local = await startLocal([{ activityName: "redis-back" }], [], `redis: ${redis.url}\n`);
+      await local.waitForLog((r) => r.message === NOT_READY, 5000);
+      const [id] = await enqueue("redis-back", { reply: "json" });
       await redis.startProcess();
       await local.waitForLog(
         (r) => r.message === "taking tasks again: the concurrency semaphore is ready",
         10_000,
       );
+      expect(
+        local.logs().find((r) => r.message === "taking tasks again: the concurrency semaphore is ready"),
+      ).to.include({
+        level: "info",
+        source: "redis-back",
+      });
       expect((await closedTask(id as string)).status).to.equal("SUCCEEDED");
     } finally {
       await cli?.stop();
