@@ -195,6 +195,7 @@ export class TaskBoard {
     for (const task of this.#tasks.values()) {
       if (filter.activityArn !== undefined && task.activityArn !== filter.activityArn) continue;
       if (filter.status !== undefined && task.status !== filter.status) continue;
+      if (filter.stepFuncTaskId !== undefined && task.stepFuncTaskId !== filter.stepFuncTaskId) continue;
       records.push(toRecord(task));
     }
     return records;

@@ -77,6 +77,8 @@ export interface EnqueueResult {
 export interface TaskFilter {
   activityArn?: string;
   status?: TaskStatus;
+  /** The id a poller logs (`taskId`): finds the task a log line is about. */
+  stepFuncTaskId?: string;
 }
 
 /**

@@ -225,6 +225,7 @@ describe("local mode (CLI child process + emulator + HTTP target)", function () 
     expect(failed.stepFuncTaskId).to.match(/^[0-9a-f]{32}$/);
     const headerIds = target.requests.map((request) => request.headers["step-func-task-id"]);
     expect(headerIds).to.have.members([ok.stepFuncTaskId, failed.stepFuncTaskId]);
+    expect(await client.listTasks({ stepFuncTaskId: failed.stepFuncTaskId })).to.deep.equal([failed]);
     await cli?.waitForLog((r) => r.message === "task failed");
     const failure = cli?.logs().find((r) => r.message === "task failed");
     expect(failure).to.include({
