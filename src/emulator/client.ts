@@ -55,6 +55,7 @@ export class EmulatorClient {
     const query = new URLSearchParams();
     if (filter.activityArn) query.set("activityArn", filter.activityArn);
     if (filter.status) query.set("status", filter.status);
+    if (filter.stepFuncTaskId) query.set("stepFuncTaskId", filter.stepFuncTaskId);
     const suffix = query.size > 0 ? `?${query}` : "";
     const result = await this.#call<{ tasks: TaskRecord[] }>("GET", `/tasks${suffix}`);
     return result.tasks;

@@ -127,13 +127,15 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
   return result.data;
 }
 
-/** `?activityArn=` or `?activityName=`, and `?status=`. */
+/** `?activityArn=` or `?activityName=`, `?status=` and `?stepFuncTaskId=`. */
 function taskFilter(core: EmulatorCore, url: URL): TaskFilter {
   const filter: TaskFilter = {};
   const arn = url.searchParams.get("activityArn");
   const name = url.searchParams.get("activityName");
   if (arn) filter.activityArn = arn;
   else if (name) filter.activityArn = core.activities.arnOf(name);
+  const stepFuncTaskId = url.searchParams.get("stepFuncTaskId");
+  if (stepFuncTaskId) filter.stepFuncTaskId = stepFuncTaskId;
   const status = url.searchParams.get("status");
   if (status) {
     if (!(TASK_STATUSES as readonly string[]).includes(status)) {

@@ -12,6 +12,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { AWS_LIMITS } from "../api/defaults.ts";
+import { taskIdOf } from "../api/task-id.ts";
 import { AwsError, validationError } from "./errors.ts";
 import { isWellFormedToken, newTaskToken } from "./tokens.ts";
 import type { ActivityTaskCounts, TaskFilter, TaskRecord, TaskStatus } from "./types.ts";
@@ -49,6 +50,8 @@ interface Task {
   readonly id: string;
   readonly activityArn: string;
   readonly token: string;
+  /** The poller's id of the task (its `taskId` log field and `step-func-task-id` header). */
+  readonly stepFuncTaskId: string;
   readonly input: string;
   readonly heartbeatSeconds: number | undefined;
   readonly timeoutSeconds: number | undefined;
@@ -89,10 +92,12 @@ export class TaskBoard {
 
   /** Schedule a task; it goes to a waiting poll at once if there is one. */
   enqueue(spec: NewTask): TaskRecord {
+    const token = newTaskToken();
     const task: Task = {
       id: randomUUID(),
       activityArn: spec.activityArn,
-      token: newTaskToken(),
+      token,
+      stepFuncTaskId: taskIdOf(token),
       input: spec.input,
       heartbeatSeconds: spec.heartbeatSeconds,
       timeoutSeconds: spec.timeoutSeconds,
@@ -190,6 +195,7 @@ export class TaskBoard {
     for (const task of this.#tasks.values()) {
       if (filter.activityArn !== undefined && task.activityArn !== filter.activityArn) continue;
       if (filter.status !== undefined && task.status !== filter.status) continue;
+      if (filter.stepFuncTaskId !== undefined && task.stepFuncTaskId !== filter.stepFuncTaskId) continue;
       records.push(toRecord(task));
     }
     return records;
@@ -349,6 +355,7 @@ function clearClocks(task: Task): void {
 function toRecord(task: Task): TaskRecord {
   const record: TaskRecord = {
     taskId: task.id,
+    stepFuncTaskId: task.stepFuncTaskId,
     activityArn: task.activityArn,
     status: task.status,
     input: task.input,

@@ -20,7 +20,13 @@ export const CLOSED_STATUSES: readonly TaskStatus[] = ["SUCCEEDED", "FAILED", "T
 
 /** One task as the side API shows it. The task token is never part of it. */
 export interface TaskRecord {
+  /** The emulator's own id of the task (side API paths). */
   taskId: string;
+  /**
+   * The id the poller derives from the task token (src/api/task-id.ts): its `taskId` log field and
+   * the `step-func-task-id` header of the request to the target. Follows one task end to end.
+   */
+  stepFuncTaskId: string;
   activityArn: string;
   status: TaskStatus;
   /** The task input: JSON text, as GetActivityTask hands it out. */
@@ -71,6 +77,8 @@ export interface EnqueueResult {
 export interface TaskFilter {
   activityArn?: string;
   status?: TaskStatus;
+  /** The id a poller logs (`taskId`): finds the task a log line is about. */
+  stepFuncTaskId?: string;
 }
 
 /**

@@ -11,16 +11,20 @@
 import { unwatchFile, watchFile } from "node:fs";
 import { readFile } from "node:fs/promises";
 import os from "node:os";
+import { formatDuration } from "../api/duration.ts";
 import type { PollerSettings } from "../api/types.ts";
 import { describeError, getLogger } from "../observability/logger.ts";
 import { PollerMetrics } from "../observability/metrics.ts";
 import type { Poller } from "../poller/poller.ts";
 import { runPollers, type SourceRuntime } from "../poller/runtime.ts";
 import { createSemaphoreFactory } from "../semaphore/factory.ts";
-import { loadLocalConfig, parseLocalConfig } from "./config.ts";
+import { redactRedisUrl } from "../semaphore/redis/connection.ts";
+import { type LocalConfig, loadLocalConfig, parseLocalConfig } from "./config.ts";
 
 export interface LocalOptions {
   file: string;
+  /** The file's configuration, when the caller already read it; else the file is read here. */
+  config?: LocalConfig;
   metricsPort?: number;
   /** How often the file is checked for changes, in ms. */
   watchIntervalMs?: number;
@@ -34,7 +38,7 @@ export function loopsFor(settings: PollerSettings): number {
 }
 
 export async function runLocal(options: LocalOptions): Promise<number> {
-  const config = await loadLocalConfig(options.file);
+  const config = options.config ?? (await loadLocalConfig(options.file));
   const workerName = `${os.hostname()}-${process.pid}`;
   const metrics = new PollerMetrics();
   const semaphores = createSemaphoreFactory({
@@ -45,7 +49,7 @@ export async function runLocal(options: LocalOptions): Promise<number> {
   });
   if (!config.redisUrl) {
     log.info(
-      "no `redis:` in the sources file: each limit holds within this process only; run one local process per activity",
+      "no `redis:` in the sources file: each maxConcurrency holds within this process only (a second process serving the same activities would double it)",
     );
   }
   const sources: SourceRuntime[] = config.sources.map((settings) => ({
@@ -65,6 +69,29 @@ export async function runLocal(options: LocalOptions): Promise<number> {
     afterStart: (pollers) => watchSourcesFile(options.file, pollers, options.watchIntervalMs ?? 500),
     close: () => semaphores.close(),
   });
+}
+
+/**
+ * `local --check`: what the file would run, one line per source after a line about the file, for a
+ * person to read. Nothing is contacted: neither AWS nor Redis nor the targets.
+ */
+export function checkLocal(file: string, config: LocalConfig): string[] {
+  const count = config.sources.length;
+  const semaphore = config.redisUrl
+    ? `limits shared through Redis at ${redactRedisUrl(config.redisUrl)}`
+    : "limits held within one process (no `redis:`)";
+  const region = config.region ? `region ${config.region}` : "region from the AWS SDK's default chain";
+  return [
+    `${file}: OK, ${count} source${count === 1 ? "" : "s"}; ${semaphore}; ${region}`,
+    ...config.sources.map((s) => {
+      const pollers = Math.ceil(s.maxConcurrency / s.concurrencyPerPoller);
+      return (
+        `  ${s.sourceName}: POST ${s.targetUrl}; maxConcurrency ${s.maxConcurrency} ` +
+        `(${pollers} poller${pollers === 1 ? "" : "s"} x ${s.concurrencyPerPoller} loop${s.concurrencyPerPoller === 1 ? "" : "s"}); ` +
+        `requestTimeout ${formatDuration(s.requestTimeoutMs)}; heartbeatInterval ${formatDuration(s.heartbeatIntervalMs)}`
+      );
+    }),
+  ];
 }
 
 /** Applies maxConcurrency changes of the file to the running pollers; returns the disposer. */

@@ -13,7 +13,7 @@
 import type { PollerSettings } from "../api/types.ts";
 import type { StepFunctions } from "../aws/step-functions.ts";
 import { describeError, getLogger, type Logger } from "../observability/logger.ts";
-import type { PollerMetrics } from "../observability/metrics.ts";
+import type { PollerMetrics, TaskOutcomeLabel } from "../observability/metrics.ts";
 import type { Semaphore } from "../semaphore/semaphore.ts";
 import type { HttpTarget } from "../target/http-target.ts";
 import { Backoff, sleep } from "../util/backoff.ts";
@@ -36,6 +36,26 @@ export interface PollerDependencies {
 
 export type PollerState = "starting" | "running" | "stopping" | "stopped";
 
+/**
+ * How long AWS holds a GetActivityTask open at most: the bound on how long stopping waits for an
+ * outstanding poll (an emulator may answer sooner).
+ */
+export const LONG_POLL_MS = 60_000;
+
+/** What a poller is doing right now and what it has done: for shutdown messages and summaries. */
+export interface PollerActivity {
+  /** GetActivityTask calls under way. */
+  polls: number;
+  /** When the most recent of them started (performance.now()), if any: it ends last. */
+  lastPollStartedAt?: number;
+  /** Tasks received and not yet reported. */
+  tasks: number;
+  /** When the most recent of them started (performance.now()), if any. */
+  lastTaskStartedAt?: number;
+  /** Tasks ended since start, by outcome. */
+  outcomes: Record<TaskOutcomeLabel, number>;
+}
+
 export class Poller {
   #settings: PollerSettings;
   #loopCount = 0;
@@ -47,6 +67,10 @@ export class Poller {
   #semaphore: Semaphore | undefined;
   #problem: string | undefined;
   #done: Promise<void> | undefined;
+  /** Start times (performance.now()) of the polls and of the tasks under way, by loop index. */
+  readonly #polling = new Map<number, number>();
+  readonly #running = new Map<number, number>();
+  readonly #outcomes: Record<TaskOutcomeLabel, number> = { succeeded: 0, failed: 0, gone: 0, unreported: 0 };
 
   constructor(settings: PollerSettings, deps: PollerDependencies) {
     this.#settings = settings;
@@ -99,6 +123,17 @@ export class Poller {
   /** The source's semaphore, once the activity ARN is resolved. */
   get semaphore(): Semaphore | undefined {
     return this.#semaphore;
+  }
+
+  /** What the loops are doing now, and the tasks ended so far. */
+  activity(): PollerActivity {
+    return {
+      polls: this.#polling.size,
+      ...(this.#polling.size > 0 ? { lastPollStartedAt: Math.max(...this.#polling.values()) } : {}),
+      tasks: this.#running.size,
+      ...(this.#running.size > 0 ? { lastTaskStartedAt: Math.max(...this.#running.values()) } : {}),
+      outcomes: { ...this.#outcomes },
+    };
   }
 
   /** Why the poller cannot work right now (e.g. the activity ARN cannot be resolved), if anything. */
@@ -186,12 +221,23 @@ export class Poller {
           continue;
         }
         const pollStarted = performance.now();
-        const task = await stepFunctions.getActivityTask(activityArn);
+        this.#polling.set(index, pollStarted);
+        let task: Awaited<ReturnType<StepFunctions["getActivityTask"]>>;
+        try {
+          task = await stepFunctions.getActivityTask(activityArn);
+        } finally {
+          this.#polling.delete(index);
+        }
         metrics.polls.inc({ source });
         errorBackoff.reset();
         if (task) {
           emptyBackoff.reset();
-          await runTask(task, ctx);
+          this.#running.set(index, performance.now());
+          try {
+            this.#outcomes[await runTask(task, ctx)] += 1;
+          } finally {
+            this.#running.delete(index);
+          }
         } else {
           metrics.emptyPolls.inc({ source });
           if (performance.now() - pollStarted < FAST_EMPTY_POLL_MS) pause = emptyBackoff.next();

@@ -5,16 +5,18 @@
 import { getLogger } from "../observability/logger.ts";
 import { PollerMetrics } from "../observability/metrics.ts";
 import { createSemaphoreFactory } from "../semaphore/factory.ts";
-import { pollerConfigFromEnv } from "./env.ts";
+import { type PollerEnvConfig, pollerConfigFromEnv } from "./env.ts";
 import { runPollers } from "./runtime.ts";
 
 export interface PollerCommandOptions {
   metricsPort: number;
+  /** The configuration, when the caller already read it (the CLI does, to report every problem). */
+  config?: PollerEnvConfig;
 }
 
 export async function runPollerCommand(options: PollerCommandOptions): Promise<number> {
   const log = getLogger("poller");
-  const config = pollerConfigFromEnv(process.env);
+  const config = options.config ?? pollerConfigFromEnv(process.env);
   const { settings } = config;
   for (const warning of config.warnings) log.warn(warning);
   const metrics = new PollerMetrics();

@@ -4,8 +4,10 @@
  *
  * Shutdown: the first SIGTERM/SIGINT stops new polls and waits for every task already taken to be
  * reported (size the pod's terminationGracePeriodSeconds for the longest task plus a 60 s poll).
- * A second signal exits at once.
+ * It says what it waits for and for how long at most, since an idle Ctrl-C otherwise looks hung for
+ * up to a minute. A second signal exits at once.
  */
+import { formatDuration } from "../api/duration.ts";
 import type { PollerSettings } from "../api/types.ts";
 import { StepFunctions } from "../aws/step-functions.ts";
 import { describeError, getLogger } from "../observability/logger.ts";
@@ -17,7 +19,9 @@ import {
 } from "../observability/server.ts";
 import type { Semaphore } from "../semaphore/semaphore.ts";
 import { HttpTarget } from "../target/http-target.ts";
-import { Poller } from "./poller.ts";
+import { VERSION } from "../version.ts";
+import { LONG_POLL_MS, Poller, type PollerActivity } from "./poller.ts";
+import { formatSeconds, RuntimeWatch } from "./watch.ts";
 
 export interface SourceRuntime {
   settings: PollerSettings;
@@ -40,7 +44,12 @@ export interface PollerRuntimeOptions {
   afterStart?: (pollers: readonly Poller[]) => () => void;
   /** Releases shared resources (a Redis connection) after every poller stopped. */
   close?: () => Promise<void>;
+  /** Period of the task summary line (60 s by default; 0: only the final one). */
+  summaryIntervalMs?: number;
 }
+
+/** How often a shutdown that is still waiting says so again. */
+const STILL_STOPPING_MS = 15_000;
 
 const log = getLogger("runtime");
 
@@ -95,17 +104,30 @@ export async function runPollers(options: PollerRuntimeOptions): Promise<number>
     });
   }
 
+  const watch = new RuntimeWatch({
+    pollers,
+    log,
+    ...(options.summaryIntervalMs !== undefined ? { summaryIntervalMs: options.summaryIntervalMs } : {}),
+  });
+  let stillStopping: NodeJS.Timeout | undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (shuttingDown) {
       log.warn(`second ${signal}: exiting now; tasks in flight stay open at AWS until their timeout`);
       process.exit(signal === "SIGINT" ? 130 : 143);
     }
     shuttingDown = true;
-    const inFlight = pollers.reduce((sum, poller) => sum + (poller.semaphore?.held() ?? 0), 0);
-    log.info(
-      `${signal}: no new polls; finishing outstanding polls and ${inFlight} held permit(s). Signal again to exit at once.`,
-    );
     for (const poller of pollers) poller.stop();
+    const again =
+      signal === "SIGINT"
+        ? "press Ctrl-C again to exit now"
+        : `send ${signal} again to exit now (tasks in flight then stay open at AWS until their timeout)`;
+    const first = describeStopping(pollers, performance.now());
+    log.info(`stopping: ${first.text}; ${again}`, { signal, ...first.fields });
+    stillStopping = setInterval(() => {
+      const now = describeStopping(pollers, performance.now());
+      log.info(`still stopping: ${now.text}; ${again}`, { signal, ...now.fields });
+    }, STILL_STOPPING_MS);
+    stillStopping.unref();
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
@@ -116,15 +138,26 @@ export async function runPollers(options: PollerRuntimeOptions): Promise<number>
   };
   process.on("unhandledRejection", onUnhandled);
 
+  log.info(`sfn-operator ${VERSION} starting`, {
+    sources: options.sources.map((source) => source.settings.sourceName),
+    workerName: options.workerName,
+    // Which Step Functions this talks to is the first thing to doubt when nothing arrives.
+    stepFunctionsEndpoint:
+      process.env.AWS_ENDPOINT_URL_SFN || process.env.AWS_ENDPOINT_URL || "AWS (the SDK's default)",
+  });
   const disposeAfterStart = options.afterStart?.(pollers);
+  watch.start();
   try {
     await Promise.all(pollers.map((poller, index) => poller.start(options.sources[index]?.loops ?? 1)));
+    watch.final();
     log.info("every taken task is reported; exiting");
     return 0;
   } catch (error) {
     log.error("poller runtime failed", { error: describeError(error) });
     return 1;
   } finally {
+    watch.stop();
+    clearInterval(stillStopping);
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);
     process.off("unhandledRejection", onUnhandled);
@@ -133,4 +166,66 @@ export async function runPollers(options: PollerRuntimeOptions): Promise<number>
     await server?.close();
     stepFunctions.destroy();
   }
+}
+
+/** The parts of a poller a shutdown message reads. */
+export interface StoppingPoller {
+  readonly settings: Pick<PollerSettings, "requestTimeoutMs">;
+  activity(): PollerActivity;
+}
+
+/**
+ * What stopping waits for, with upper bounds: outstanding polls end within AWS's long poll (they are
+ * never aborted: a task handed to a poll whose client has gone would be lost until its timeout), and
+ * running tasks within what is left of their requestTimeout (then their report). A poll that brings a
+ * task runs it too, so the whole may take a poll plus a requestTimeout.
+ */
+export function describeStopping(
+  pollers: readonly StoppingPoller[],
+  now: number,
+): { text: string; fields: Record<string, unknown> } {
+  let polls = 0;
+  let tasks = 0;
+  let pollsEndWithinMs = 0;
+  let tasksEndWithinMs = 0;
+  let requestTimeoutMs = 0;
+  for (const poller of pollers) {
+    const activity = poller.activity();
+    polls += activity.polls;
+    tasks += activity.tasks;
+    if (activity.lastPollStartedAt !== undefined) {
+      pollsEndWithinMs = Math.max(pollsEndWithinMs, LONG_POLL_MS - (now - activity.lastPollStartedAt));
+      requestTimeoutMs = Math.max(requestTimeoutMs, poller.settings.requestTimeoutMs);
+    }
+    if (activity.lastTaskStartedAt !== undefined) {
+      const left = poller.settings.requestTimeoutMs - (now - activity.lastTaskStartedAt);
+      tasksEndWithinMs = Math.max(tasksEndWithinMs, left);
+    }
+  }
+  const waits: string[] = [];
+  if (polls > 0) {
+    waits.push(
+      `${count(polls, "outstanding poll")} (at most ${formatSeconds(pollsEndWithinMs)}: a poll is never ` +
+        "abandoned, a task it receives would be lost; a task it brings is run, up to requestTimeout " +
+        `${formatDuration(requestTimeoutMs)})`,
+    );
+  }
+  if (tasks > 0) {
+    waits.push(
+      `${count(tasks, "running task")} (at most ${formatSeconds(tasksEndWithinMs)}, then its report)`,
+    );
+  }
+  return {
+    text: waits.length > 0 ? `waiting for ${waits.join(" and ")}` : "nothing in flight",
+    fields: {
+      outstandingPolls: polls,
+      runningTasks: tasks,
+      ...(polls > 0 ? { pollsEndWithin: formatSeconds(pollsEndWithinMs) } : {}),
+      ...(tasks > 0 ? { tasksEndWithin: formatSeconds(tasksEndWithinMs) } : {}),
+    },
+  };
+}
+
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
 }

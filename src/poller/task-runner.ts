@@ -4,7 +4,7 @@
  * (or, when AWS no longer knows the task, a counted "gone"), so one bad task cannot take the process
  * down or leave an execution waiting.
  */
-import { hash } from "node:crypto";
+import { taskIdOf } from "../api/task-id.ts";
 import type { PollerSettings } from "../api/types.ts";
 import { errorCode } from "../aws/errors.ts";
 import type { ActivityTask, ReportResult, StepFunctions } from "../aws/step-functions.ts";
@@ -12,6 +12,9 @@ import { describeError, type Logger, payloadLoggingEnabled } from "../observabil
 import type { PollerMetrics, TaskOutcomeLabel } from "../observability/metrics.ts";
 import { Abandonment, type HttpTarget } from "../target/http-target.ts";
 import { decideOutcome, ERROR_NAMES, type TaskOutcome, truncateChars } from "../target/outcome.ts";
+
+// Re-exported: it lived here first; src/api/task-id.ts is its home (the emulator uses it too).
+export { taskIdOf };
 
 /** Headers every target request carries, so services can log, deduplicate and budget their work. */
 export const TASK_HEADERS = {
@@ -27,15 +30,6 @@ export interface TaskContext {
   target: HttpTarget;
   metrics: PollerMetrics;
   log: Logger;
-}
-
-/**
- * A stable id for a task that is not its token: the token is a credential for reporting, the id is
- * safe to log and to hand to targets (the same task always gets the same id).
- */
-export function taskIdOf(taskToken: string): string {
-  // The one-shot `hash` makes no Hash object: a few µs less per task than createHash().
-  return hash("sha256", taskToken, "hex").slice(0, 32);
 }
 
 /**
@@ -126,12 +120,23 @@ async function processTask(
   }
   const outcome = decideOutcome(result, { method: "POST", path: ctx.target.path });
   if (outcome.kind === "failure") {
+    // The start of the cause says why in most cases; the whole (up to 32 KiB, possibly a response
+    // body) goes to AWS only, so a failing target cannot flood the log.
     log.logger.info("task failed", {
       error: outcome.error,
+      cause: shortCause(outcome.cause),
       ...(result.kind === "response" ? { status: result.status } : {}),
     });
   }
   return reportSafely(ctx, log, outcome, task.taskToken);
+}
+
+/** Characters of a failure's cause that the log line carries. */
+export const LOGGED_CAUSE_CHARS = 200;
+
+/** A cause cut for a log line, marked when cut. */
+function shortCause(cause: string): string {
+  return cause.length > LOGGED_CAUSE_CHARS ? `${truncateChars(cause, LOGGED_CAUSE_CHARS)}...` : cause;
 }
 
 /** Reports an outcome; maps every answer (and every exception) to the label we count. */

@@ -70,9 +70,94 @@ describe("sfn-operator CLI", function () {
       expect(output).to.contain("SFN_TARGET_PATH");
       expect(output).to.contain("SFN_MAX_CONCURRENCY");
     });
+    it("reports bad SFN_LOG_LEVEL, SFN_LOG_FORMAT and SFN_METRICS_PORT with the other problems, exit 2", async () => {
+      const { code, output } = await runCli(["poller"], {
+        SFN_LOG_LEVEL: "verbose",
+        SFN_LOG_FORMAT: "xml",
+        SFN_METRICS_PORT: "99999",
+        SFN_TARGET_URL: "not a url",
+      });
+      expect(code).to.equal(2);
+      expect(output).to.contain('SFN_LOG_LEVEL: must be one of error, warn, info, debug, got "verbose"');
+      expect(output).to.contain('SFN_LOG_FORMAT: must be one of auto, json, text, got "xml"');
+      expect(output).to.contain('SFN_METRICS_PORT: must be a port number from 0 to 65535, got "99999"');
+      expect(output).to.contain("SFN_TARGET_URL: must be an http:// or https:// URL");
+      expect(output).to.contain("SFN_TARGET_PATH: is required");
+      expect(output, "no help text: the problems are the message").not.to.contain("Usage:");
+    });
+  });
+
+  describe("logging", () => {
+    async function emulatorOutput(env: NodeJS.ProcessEnv): Promise<string> {
+      const emulator = new CliProcess(["--log-format", "text", "emulator", "--port", "0"], env);
+      for (let i = 0; i < 200 && !emulator.output.includes("listening on"); i++) {
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      await emulator.stop();
+      return emulator.output;
+    }
+
+    it("--log-format text has no colour codes when stderr is a pipe (unless FORCE_COLOR)", async () => {
+      const piped = await emulatorOutput({});
+      expect(piped).to.match(/ info \[emulator\] Step Functions emulator listening/);
+      expect(piped).not.to.contain("\u001b[");
+      expect(await emulatorOutput({ FORCE_COLOR: "1" })).to.contain("\u001b[");
+    });
+
+    it("says that --log-payloads does nothing without --log-level debug", async () => {
+      const file = await writeTempFile("bad.yaml", "sources: []\n");
+      const { output } = await runCli(["--log-payloads", "local", "-f", file]);
+      expect(output).to.contain("--log-payloads has no effect without --log-level debug");
+    });
   });
 
   describe("local", () => {
+    it("--check prints one line per source and exits 0 without starting anything", async () => {
+      const file = await writeTempFile(
+        "sources.yaml",
+        [
+          "redis: redis://:secret@127.0.0.1:1",
+          "sources:",
+          "  - activityName: sum",
+          "    target: http://127.0.0.1:8080",
+          "    path: /step/sum",
+          "    maxConcurrency: 10",
+          "    concurrencyPerPoller: 4",
+          "  - activityName: split",
+          "    target: http://127.0.0.1:8081/",
+          "    path: /split",
+          "    requestTimeout: 30s",
+        ].join("\n"),
+      );
+      // No AWS settings and an unreachable Redis: --check contacts neither.
+      const { code, output } = await runCli(["local", "--check", "-f", file]);
+      expect(code).to.equal(0);
+      expect(output.trim().split("\n")).to.deep.equal([
+        `${file}: OK, 2 sources; limits shared through Redis at redis://:***@127.0.0.1:1; region from the AWS SDK's default chain`,
+        "  sum: POST http://127.0.0.1:8080/step/sum; maxConcurrency 10 (3 pollers x 4 loops); requestTimeout 5m; heartbeatInterval 10s",
+        "  split: POST http://127.0.0.1:8081/split; maxConcurrency 1 (1 poller x 1 loop); requestTimeout 30s; heartbeatInterval 10s",
+      ]);
+    });
+
+    it("--check exits 2 listing every problem of the file and of the options", async () => {
+      const file = await writeTempFile(
+        "bad.yaml",
+        [
+          "sources:",
+          "  - activityName: sum",
+          "    target: ftp://x",
+          "    path: /sum",
+          "    requestTimeout: 30",
+        ].join("\n"),
+      );
+      const { code, output } = await runCli(["local", "--check", "-f", file], { SFN_LOG_LEVEL: "loud" });
+      expect(code).to.equal(2);
+      expect(output).to.contain('SFN_LOG_LEVEL: must be one of error, warn, info, debug, got "loud"');
+      expect(output).to.contain(`${file}: sources[0] (sum): target: must be an http:// or https:// URL`);
+      expect(output).to.contain(`${file}: sources[0] (sum): requestTimeout:`);
+      expect(output).not.to.contain("OK");
+    });
+
     it("exits 2 with every problem of a bad sources file, naming file, source and field", async () => {
       const file = await writeTempFile(
         "bad.yaml",

@@ -10,6 +10,7 @@ import {
   type TaskRecord,
 } from "../../src/emulator/index.ts";
 import { awsEnvFor, CliProcess, writeTempFile } from "../support/cli.ts";
+import { freePort, RedisServer } from "../support/redis.ts";
 import { type TargetInstruction, TestTarget } from "../support/target-server.ts";
 
 interface SourceOptions {
@@ -46,8 +47,12 @@ describe("local mode (CLI child process + emulator + HTTP target)", function () 
     await emulator.close();
   });
 
-  async function startLocal(sources: SourceOptions[], extraArgs: string[] = []): Promise<CliProcess> {
-    const yaml = `sources:\n${sources
+  async function startLocal(
+    sources: SourceOptions[],
+    extraArgs: string[] = [],
+    header = "",
+  ): Promise<CliProcess> {
+    const yaml = `${header}sources:\n${sources
       .map((s) =>
         [
           `  - activityName: ${s.activityName}`,
@@ -209,5 +214,101 @@ describe("local mode (CLI child process + emulator + HTTP target)", function () 
       /sfn_operator_aws_errors_total\{api="[A-Za-z]+",code="ThrottlingException"\} [1-9]/,
     );
     expect(metrics).to.match(/sfn_operator_tasks_total\{source="throttled",outcome="succeeded"\} 60/);
+  });
+  it("follows a task by one id: the poller's log, the target's header, the emulator's record; a failure's short cause at info", async () => {
+    await startLocal([{ activityName: "follow", maxConcurrency: 2 }]);
+    const [okId] = await enqueue("follow", { reply: "json" });
+    const [failedId] = await enqueue("follow", { reply: "status", status: 503, body: "x".repeat(1000) });
+    const ok = await closedTask(okId as string);
+    const failed = await closedTask(failedId as string);
+    expect(failed.status).to.equal("FAILED");
+    expect(failed.stepFuncTaskId).to.match(/^[0-9a-f]{32}$/);
+    const headerIds = target.requests.map((request) => request.headers["step-func-task-id"]);
+    expect(headerIds).to.have.members([ok.stepFuncTaskId, failed.stepFuncTaskId]);
+    expect(await client.listTasks({ stepFuncTaskId: failed.stepFuncTaskId })).to.deep.equal([failed]);
+    await cli?.waitForLog((r) => r.message === "task failed");
+    const failure = cli?.logs().find((r) => r.message === "task failed");
+    expect(failure).to.include({
+      level: "info",
+      taskId: failed.stepFuncTaskId,
+      error: "HTTP.503",
+      status: 503,
+    });
+    expect(String(failure?.cause)).to.match(/^POST \/work answered HTTP 503 Service Unavailable: x+\.\.\.$/);
+    expect(String(failure?.cause).length).to.be.at.most(203);
+    // No line per successful task at info.
+    expect(cli?.logs().filter((r) => r.taskId === ok.stepFuncTaskId)).to.deep.equal([]);
+    expect((await cli?.stop())?.code).to.equal(0);
+    const summary = cli?.logs().find((r) => r.message === "task summary");
+    expect(summary).to.include({
+      level: "info",
+      source: "follow",
+      window: "whole run",
+      succeeded: 1,
+      failed: 1,
+      inFlight: 0,
+    });
+  });
+
+  it("Ctrl-C says what it waits for and how long at most, still runs the task in flight, and exits 0", async () => {
+    const local = await startLocal([{ activityName: "ctrl-c", maxConcurrency: 3, requestTimeout: "20s" }]);
+    const [slowId] = await enqueue("ctrl-c", { delayMs: 2000 });
+    while (target.requests.length < 1) await new Promise((r) => setTimeout(r, 20));
+    local.child.kill("SIGINT");
+    await local.waitForLog((r) => String(r.message).startsWith("stopping:"));
+    const stopping = local.logs().find((r) => String(r.message).startsWith("stopping:"));
+    expect(stopping?.message).to.match(
+      /^stopping: waiting for (?:[1-2] outstanding polls? \(at most (?:1m|[0-9]+s): a poll is never abandoned, a task it receives would be lost; a task it brings is run, up to requestTimeout 20s\) and )?1 running task \(at most (1[0-9]|20)s, then its report\); press Ctrl-C again to exit now$/,
+    );
+    expect(stopping).to.include({ level: "info", signal: "SIGINT", runningTasks: 1 });
+    expect((await local.exited).code).to.equal(0);
+    expect((await client.getTask(slowId as string)).status).to.equal("SUCCEEDED");
+    cli = undefined;
+  });
+
+  const NOT_READY = "not taking tasks: the concurrency semaphore is not ready";
+
+  it("warns at once, with the reason, when Redis is unreachable at start-up", async () => {
+    const closedPort = await freePort();
+    const started = Date.now();
+    const local = await startLocal(
+      [{ activityName: "no-redis" }],
+      [],
+      `redis: redis://127.0.0.1:${closedPort}\n`,
+    );
+    await local.waitForLog((r) => r.message === NOT_READY, 5000);
+    expect(Date.now() - started).to.be.below(8000);
+    const warning = local.logs().find((r) => r.message === NOT_READY);
+    expect(warning).to.include({ level: "warn", source: "no-redis" });
+    expect(String(warning?.reason)).to.match(/^Redis unreachable: .*ECONNREFUSED/);
+  });
+
+  it("says when Redis is back, and then serves the task that waited", async function () {
+    const redis = await RedisServer.start();
+    if (!redis.restartable) {
+      await redis.stop();
+      this.skip();
+    }
+    try {
+      await redis.stopProcess();
+      const local = await startLocal([{ activityName: "redis-back" }], [], `redis: ${redis.url}\n`);
+      await local.waitForLog((r) => r.message === NOT_READY, 5000);
+      const [id] = await enqueue("redis-back", { reply: "json" });
+      await redis.startProcess();
+      await local.waitForLog(
+        (r) => r.message === "taking tasks again: the concurrency semaphore is ready",
+        10_000,
+      );
+      expect(
+        local.logs().find((r) => r.message === "taking tasks again: the concurrency semaphore is ready"),
+      ).to.include({
+        level: "info",
+        source: "redis-back",
+      });
+      expect((await closedTask(id as string)).status).to.equal("SUCCEEDED");
+    } finally {
+      await cli?.stop();
+      await redis.stop();
+    }
   });
 });

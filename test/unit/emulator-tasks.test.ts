@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import { taskIdOf } from "../../src/api/task-id.ts";
 import { AwsError } from "../../src/emulator/errors.ts";
 import { TaskBoard, type TaskBoardOptions } from "../../src/emulator/tasks.ts";
 import { newTaskToken } from "../../src/emulator/tokens.ts";
@@ -41,6 +42,16 @@ describe("emulator task board", () => {
     expect((await first)?.input).to.equal("3");
     expect(tasks.get(record.taskId)?.workerName).to.equal("first");
     expect(await second).to.equal(undefined);
+  });
+
+  it("records the poller's id of each task (the step-func-task-id header), never the token", async () => {
+    tasks = board();
+    const { taskId, stepFuncTaskId } = tasks.enqueue({ activityArn: ARN, input: "{}" });
+    const handOut = await tasks.poll(ARN, "w");
+    expect(stepFuncTaskId).to.equal(taskIdOf(handOut?.taskToken as string));
+    const record = tasks.get(taskId);
+    expect(record?.stepFuncTaskId).to.equal(stepFuncTaskId);
+    expect(JSON.stringify(record)).not.to.contain(handOut?.taskToken);
   });
 
   it("walks a task through its statuses and answers like AWS afterwards", async () => {
