@@ -115,10 +115,11 @@ export class HttpTarget {
     const agentOptions = { keepAlive: true, keepAliveMsecs: 60_000, maxSockets };
     this.#agent = parsed.protocol === "https:" ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
     this.#headers = {
+      // `false` keeps axios from adding its defaults (see the module comment). Configuration may set
+      // User-Agent and Accept; not Accept-Encoding or Content-Type (the config parsers refuse them).
       "user-agent": USER_AGENT,
-      ...Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, toWire(value)])),
-      // `false` keeps axios from adding its defaults (see the module comment).
       accept: false,
+      ...Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, toWire(value)])),
       "accept-encoding": false,
       "content-type": "application/json",
     };

@@ -172,6 +172,32 @@ describe("HttpTarget (the call to the target service)", function () {
       ]);
     });
 
+    it("sends the configured headers (non-ASCII values as UTF-8); the task's headers win", async () => {
+      let received: http.IncomingHttpHeaders = {};
+      const s = await server((req, res) => {
+        received = req.headers;
+        res.writeHead(200).end("{}");
+      });
+      const t = target(s.url, 1, {
+        Authorization: "Bearer t0ken",
+        "X-Greeting": "grüße 日本",
+        Accept: "application/json",
+        "User-Agent": "team-a-poller",
+        // The config parsers refuse this name; should one get through, the task's own value wins.
+        "Step-Func-Task-Id": "forged",
+      });
+      expect(asResponse(await t.post(request())).status).to.equal(200);
+      expect(received).to.include({
+        authorization: "Bearer t0ken",
+        accept: "application/json",
+        "user-agent": "team-a-poller",
+        "content-type": "application/json",
+        "step-func-task-id": "0123456789abcdef0123456789abcdef",
+      });
+      expect(Buffer.from(String(received["x-greeting"]), "latin1").toString("utf8")).to.equal("grüße 日本");
+      expect(received).not.to.have.property("accept-encoding");
+    });
+
     it("sends an input of 262,144 bytes (the largest Step Functions hands out) whole", async () => {
       let size = 0;
       const s = await server(async (req, res) => {
