@@ -385,6 +385,8 @@ function objectAt(schema: z.ZodType, path: readonly PropertyKey[]): z.ZodObject 
     const step = path[index++];
     if (current instanceof z.ZodArray && typeof step === "number") current = current.element as z.ZodType;
     else if (current instanceof z.ZodObject && typeof step === "string") current = current.shape[step];
+    else if (current instanceof z.ZodRecord && typeof step === "string")
+      current = current.valueType as z.ZodType;
     else return undefined;
   }
   return undefined;
@@ -411,4 +413,175 @@ export function fieldIssues(schema: z.ZodType, issues: readonly z.core.$ZodIssue
     }
   }
   return result;
+}
+
+/**
+ * Headers a configuration cannot set. The poller sets these on every call itself: `content-type` and
+ * `content-length` describe the body it sends, `host` follows the target URL, and the `step-func-*`
+ * headers carry the task's id, deadline and activity (a target must be able to trust them).
+ * `accept-encoding`: the answer is read uncompressed (a compressed one would be reported as invalid
+ * output). The rest are hop-by-hop or framing headers that would break the connection's handling.
+ */
+const RESERVED_HEADERS = new Set([
+  "content-type",
+  "content-length",
+  "host",
+  "accept-encoding",
+  "transfer-encoding",
+  "connection",
+  "keep-alive",
+  "upgrade",
+  "te",
+  "trailer",
+  "expect",
+]);
+const RESERVED_HEADER_PREFIX = "step-func-";
+
+/** RFC 9110 field name: a token. */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** Whether `name` is a valid header name (a token); reserved names are valid names. */
+export function isHeaderName(name: string): boolean {
+  return HEADER_NAME.test(name);
+}
+
+/** Environment variable names as shells and Kubernetes accept them without quoting. */
+export const ENV_VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Why `name` cannot be a configured header, if it cannot. Written to follow "<name>: ". */
+export function headerNameProblem(name: string): string | undefined {
+  if (!HEADER_NAME.test(name)) {
+    return "is not a valid header name (letters, digits and ! # $ % & ' * + - . ^ _ ` | ~ only)";
+  }
+  const lower = name.toLowerCase();
+  if (lower.startsWith(RESERVED_HEADER_PREFIX)) {
+    return "cannot be set by configuration: step-func-* headers are set by the poller (task id, deadline, activity ARN)";
+  }
+  if (RESERVED_HEADERS.has(lower)) return "cannot be set by configuration: the poller sets it";
+  return undefined;
+}
+
+const CONTROL_NAMES: Record<string, string> = {
+  "\r": "a carriage return (CR)",
+  "\n": "a line feed (LF)",
+  "\0": "NUL",
+};
+
+/**
+ * Why `value` cannot be sent as a header value, if it cannot. Never quotes the value (it may be a
+ * secret): it names the character and where it is. Characters outside ASCII are fine (sent as UTF-8).
+ */
+export function headerValueProblem(value: string): string | undefined {
+  // Tab is the one control character a header value may hold (RFC 9110 field-vchar / OWS).
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point.
+  const index = value.search(/[\u0000-\u0008\u000a-\u001f\u007f]/);
+  if (index < 0) return undefined;
+  const char = value.charAt(index);
+  const what =
+    CONTROL_NAMES[char] ??
+    `the control character U+${char.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}`;
+  const where = index === value.length - 1 ? "ends with" : "contains";
+  const hint =
+    index === value.length - 1 && char === "\n"
+      ? " (a trailing newline from the file a Secret was made from?)"
+      : "";
+  return `${where} ${what}; header values must not contain CR, LF, NUL or other control characters${hint}`;
+}
+
+/**
+ * One configured header before its value is known: a literal, or the name of a variable that holds it
+ * (`valueFromEnv` wins when a caller gives both; headerSourceSchema refuses that).
+ */
+export interface HeaderSource {
+  value?: string | undefined;
+  valueFromEnv?: string | undefined;
+}
+
+/**
+ * A header's value from local mode's file: exactly one of `value` (a literal) and `valueFromEnv` (the
+ * name of an environment variable, so that secrets stay out of the file). Messages never quote the
+ * value given.
+ */
+export const headerSourceSchema = z
+  .strictObject(
+    {
+      value: z
+        .string({
+          error: (issue) => (issue.input === undefined ? "is required" : "must be a string (quote it)"),
+        })
+        .optional(),
+      valueFromEnv: z
+        .string({ error: typeError("the name of an environment variable") })
+        .regex(ENV_VAR_NAME, {
+          error: (issue) =>
+            `must be an environment variable name (letters, digits, _), got ${describeValue(issue.input)}`,
+        })
+        .optional(),
+    },
+    { error: () => "must be a mapping with `value: <text>` or `valueFromEnv: <VARIABLE>`" },
+  )
+  .superRefine((source, ctx) => {
+    const given = Number(source.value !== undefined) + Number(source.valueFromEnv !== undefined);
+    if (given !== 1) {
+      ctx.addIssue({
+        code: "custom",
+        message:
+          given === 0
+            ? "must have `value: <text>` or `valueFromEnv: <VARIABLE>`"
+            : "must have only one of `value` and `valueFromEnv`",
+      });
+    }
+  });
+
+/** Local mode's `headers:` of a source: header name to where its value comes from. */
+export const targetHeadersSchema = z.record(z.string(), headerSourceSchema, {
+  error: (issue) =>
+    issue.input === undefined
+      ? "is required"
+      : `must be a mapping of header names, got ${describeValue(issue.input)}`,
+});
+
+/**
+ * Resolves configured headers: checks every name (token, not reserved, no duplicate in another
+ * case), reads every `valueFromEnv` variable (it must be set and not empty) and checks every value.
+ * Issues have the header's name as their path, so a form can place them (`headers.Authorization`,
+ * `SFN_TARGET_HEADERS: Authorization`).
+ */
+export function resolveTargetHeaders(
+  headers: ReadonlyArray<readonly [string, HeaderSource]>,
+  env: NodeJS.ProcessEnv,
+): Resolved<Record<string, string>> {
+  const issues: FieldIssue[] = [];
+  const value: Record<string, string> = {};
+  const seen = new Map<string, string>();
+  for (const [name, source] of headers) {
+    const problem = headerNameProblem(name);
+    if (problem !== undefined) issues.push({ path: [name], message: problem });
+    const first = seen.get(name.toLowerCase());
+    if (first !== undefined) {
+      issues.push({ path: [name], message: `is given twice (as "${first}" too; header names ignore case)` });
+    }
+    seen.set(name.toLowerCase(), first ?? name);
+    let text: string;
+    let origin = "value";
+    const variable = source.valueFromEnv;
+    if (variable !== undefined) {
+      origin = `the value of ${variable}`;
+      const fromEnv = env[variable];
+      if (fromEnv === undefined || fromEnv === "") {
+        issues.push({
+          path: [name],
+          message: `environment variable ${variable} ${fromEnv === undefined ? "is not set" : "is empty"}`,
+        });
+        continue;
+      }
+      text = fromEnv;
+    } else {
+      text = source.value ?? "";
+    }
+    const valueProblem = headerValueProblem(text);
+    if (valueProblem !== undefined) issues.push({ path: [name], message: `${origin} ${valueProblem}` });
+    else if (problem === undefined) value[name] = text;
+  }
+  return issues.length > 0 ? { ok: false, issues } : { ok: true, value };
 }

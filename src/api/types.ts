@@ -20,6 +20,11 @@ export interface PollerSettings {
   requestTimeoutMs: number;
   /** How often SendTaskHeartbeat is sent while a task is in flight, in ms. */
   heartbeatIntervalMs: number;
+  /**
+   * Headers sent with every call to the target (API keys, tokens), already validated. The values are
+   * secrets: log the names only, never the values or this object.
+   */
+  targetHeaders?: Readonly<Record<string, string>>;
 }
 
 /** Join a base URL and a request path without losing a path prefix on the base (`new URL` would). */

@@ -21,7 +21,9 @@ import {
   regionSchema,
   requestPathSchema,
   resolveSourceLimits,
+  resolveTargetHeaders,
   sourceFieldSchemas,
+  targetHeadersSchema,
 } from "../api/fields.ts";
 import { joinTargetUrl, type PollerSettings } from "../api/types.ts";
 
@@ -46,6 +48,13 @@ const sourceSchema = z.strictObject({
   concurrencyPerPoller: sourceFieldSchemas.concurrencyPerPoller,
   requestTimeout: sourceFieldSchemas.requestTimeout,
   heartbeatInterval: sourceFieldSchemas.heartbeatInterval,
+  /**
+   * Headers sent with every call to the target, e.g. `Authorization: { valueFromEnv: SUM_API_TOKEN }`.
+   * Each value is either a literal (`value:`) or read from an environment variable (`valueFromEnv:`),
+   * said explicitly so that a reader sees which values are secrets kept out of the file; the same
+   * indirection as the poller's SFN_TARGET_HEADERS and Kubernetes' `valueFrom`.
+   */
+  headers: targetHeadersSchema.optional(),
 });
 
 /** The whole file. */
@@ -55,15 +64,21 @@ const fileSchema = z.strictObject({
   sources: z.array(sourceSchema).min(1, { error: "must list at least one source" }),
 });
 
-/** Read and check a sources file; a file that cannot be read is a ConfigError naming the OS reason. */
-export async function loadLocalConfig(path: string): Promise<LocalConfig> {
+/**
+ * Read and check a sources file; a file that cannot be read is a ConfigError naming the OS reason.
+ * `env` holds the variables that `valueFromEnv` headers name.
+ */
+export async function loadLocalConfig(
+  path: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<LocalConfig> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
   } catch (error) {
     throw new ConfigError([`${path}: cannot read the file: ${osReason(error)}`]);
   }
-  return parseLocalConfig(text, path);
+  return parseLocalConfig(text, path, env);
 }
 
 /** The OS's words for a failed file operation ("no such file or directory (ENOENT)"). */
@@ -78,11 +93,16 @@ function osReason(error: unknown): string {
 }
 
 /**
- * Check and resolve the text of a sources file. `fileName` only labels the messages. Throws ConfigError
- * listing every problem: YAML syntax (with line:col), unknown keys, wrong types and values, duplicate
- * activity names, and concurrencyPerPoller above maxConcurrency.
+ * Check and resolve the text of a sources file. `fileName` only labels the messages; `env` holds the
+ * variables `valueFromEnv` headers name. Throws ConfigError listing every problem: YAML syntax (with
+ * line:col), unknown keys, wrong types and values, duplicate activity names, concurrencyPerPoller above
+ * maxConcurrency, and headers that cannot be sent (messages name headers and variables, never values).
  */
-export function parseLocalConfig(text: string, fileName: string): LocalConfig {
+export function parseLocalConfig(
+  text: string,
+  fileName: string,
+  env: NodeJS.ProcessEnv = process.env,
+): LocalConfig {
   const lineCounter = new LineCounter();
   // Unique keys: a key given twice in YAML is an error, not "the last one wins".
   const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
@@ -115,6 +135,8 @@ export function parseLocalConfig(text: string, fileName: string): LocalConfig {
   const rawSources = (raw as { sources?: unknown }).sources;
   const entries = Array.isArray(rawSources) ? rawSources : [];
   issues.push(...duplicateNames(entries), ...crossFieldIssues(entries));
+  const headers = entries.map((entry, index) => headerIssuesAndValues(entry, index, env));
+  for (const resolved of headers) if (!resolved.ok) issues.push(...resolved.issues);
 
   if (!parsed.success || issues.length > 0) {
     throw new ConfigError(sortBySource(issues).map((issue) => formatIssue(fileName, entries, issue)));
@@ -123,17 +145,44 @@ export function parseLocalConfig(text: string, fileName: string): LocalConfig {
   return {
     ...(file.redis !== undefined && { redisUrl: file.redis }),
     ...(file.region !== undefined && { region: file.region }),
-    sources: file.sources.map((source) => {
+    sources: file.sources.map((source, index) => {
       const limits = resolveSourceLimits(source);
       // Cannot fail: the schema accepted the durations and crossFieldIssues found nothing.
       if (!limits.ok) throw new ConfigError(limits.issues.map((issue) => issue.message));
+      const targetHeaders = headers[index];
       return {
         sourceName: source.activityName,
         activityName: source.activityName,
         targetUrl: joinTargetUrl(source.target, source.path),
         ...limits.value,
+        ...(targetHeaders?.ok &&
+          Object.keys(targetHeaders.value).length > 0 && { targetHeaders: targetHeaders.value }),
       };
     }),
+  };
+}
+
+/**
+ * The headers of `sources[index]` resolved, or their problems (with paths from the file's root). Only
+ * entries whose `headers` the schema accepts are resolved; the schema reports the others.
+ */
+function headerIssuesAndValues(
+  entry: unknown,
+  index: number,
+  env: NodeJS.ProcessEnv,
+): ReturnType<typeof resolveTargetHeaders> {
+  const raw =
+    typeof entry === "object" && entry !== null ? (entry as { headers?: unknown }).headers : undefined;
+  const parsed = targetHeadersSchema.safeParse(raw ?? {});
+  if (!parsed.success) return { ok: true, value: {} };
+  const resolved = resolveTargetHeaders(Object.entries(parsed.data), env);
+  if (resolved.ok) return resolved;
+  return {
+    ok: false,
+    issues: resolved.issues.map((issue) => ({
+      ...issue,
+      path: ["sources", index, "headers", ...issue.path],
+    })),
   };
 }
 

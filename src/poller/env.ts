@@ -21,11 +21,15 @@ import {
   concurrencyIssues,
   containerErrors,
   describeValue,
+  ENV_VAR_NAME,
   type FieldIssue,
+  type HeaderSource,
   httpBaseUrlSchema,
+  isHeaderName,
   redisUrlSchema,
   requestPathSchema,
   resolveSourceLimits,
+  resolveTargetHeaders,
   sourceFieldSchemas,
   suggestKey,
 } from "../api/fields.ts";
@@ -64,6 +68,7 @@ const VAR = {
   sourceName: "SFN_SOURCE_NAME",
   targetUrl: "SFN_TARGET_URL",
   targetPath: "SFN_TARGET_PATH",
+  targetHeaders: "SFN_TARGET_HEADERS",
   maxConcurrency: "SFN_MAX_CONCURRENCY",
   concurrencyPerPoller: "SFN_CONCURRENCY_PER_POLLER",
   requestTimeout: "SFN_REQUEST_TIMEOUT",
@@ -108,6 +113,15 @@ export const POLLER_ENV_VARS: readonly PollerEnvVar[] = [
     name: VAR.targetPath,
     required: true,
     description: "Request path (starting with `/`) the task input is POSTed to, appended to the base URL.",
+  },
+  {
+    name: VAR.targetHeaders,
+    required: false,
+    description:
+      "Headers sent with every target request, as `Name=VARIABLE` pairs separated by commas " +
+      "(`Authorization=API_TOKEN,X-Team=TEAM`): each value is read from the named variable, e.g. one " +
+      "set from a Secret with `valueFrom.secretKeyRef`. Values are never logged.",
+    default: "none",
   },
   {
     name: VAR.maxConcurrency,
@@ -163,6 +177,7 @@ const envSchema = z.object({
   sourceName: z.string().optional(),
   targetUrl: httpBaseUrlSchema,
   targetPath: requestPathSchema,
+  targetHeaders: z.string().optional(),
   maxConcurrency: sourceFieldSchemas.maxConcurrency,
   concurrencyPerPoller: sourceFieldSchemas.concurrencyPerPoller,
   requestTimeout: sourceFieldSchemas.requestTimeout,
@@ -203,6 +218,7 @@ export function pollerConfigFromEnv(env: NodeJS.ProcessEnv): PollerEnvConfig {
     sourceName: read(VAR.sourceName),
     targetUrl: read(VAR.targetUrl),
     targetPath: read(VAR.targetPath),
+    targetHeaders: read(VAR.targetHeaders),
     maxConcurrency: numberOrText(read(VAR.maxConcurrency)),
     concurrencyPerPoller: numberOrText(read(VAR.concurrencyPerPoller)),
     requestTimeout: read(VAR.requestTimeout),
@@ -237,10 +253,23 @@ export function pollerConfigFromEnv(env: NodeJS.ProcessEnv): PollerEnvConfig {
   const concurrency = concurrencySchema.safeParse(raw);
   if (concurrency.success) issues.push(...concurrencyIssues(concurrency.data, nameOf));
 
+  // The headers: every pair's name and variable checked, every variable read, whatever else is wrong.
+  const headerPairs = parseHeaderPairs(raw.targetHeaders);
+  issues.push(...headerPairs.issues);
+  const headers = resolveTargetHeaders(headerPairs.pairs, env);
+  if (!headers.ok) {
+    issues.push(
+      ...headers.issues.map((issue) => ({
+        path: ["targetHeaders"],
+        message: `${String(issue.path[0])}: ${issue.message}`,
+      })),
+    );
+  }
+
   const activityName = raw.activityName ?? arnName;
   const limits = parsed.success ? resolveSourceLimits(parsed.data, nameOf) : undefined;
   if (limits !== undefined && !limits.ok) issues.push(...limits.issues);
-  if (issues.length > 0 || !parsed.success || !limits?.ok || activityName === undefined) {
+  if (issues.length > 0 || !parsed.success || !limits?.ok || !headers.ok || activityName === undefined) {
     const order = (issue: FieldIssue): number => FIELDS.indexOf(issue.path[0] as Field);
     const lines = issues
       .toSorted((a, b) => order(a) - order(b))
@@ -256,11 +285,54 @@ export function pollerConfigFromEnv(env: NodeJS.ProcessEnv): PollerEnvConfig {
       ...(data.activityArn !== undefined && { activityArn: data.activityArn }),
       targetUrl: joinTargetUrl(data.targetUrl, data.targetPath),
       ...limits.value,
+      ...(Object.keys(headers.value).length > 0 && { targetHeaders: headers.value }),
     },
     ...(data.redisUrl !== undefined && { redisUrl: data.redisUrl }),
     workerName: truncate(data.workerName ?? read("POD_NAME") ?? hostname(), AWS_LIMITS.workerNameLength),
-    warnings: unknownVariables(env),
+    warnings: unknownVariables(env, headerPairs.pairs),
   };
+}
+
+/**
+ * SFN_TARGET_HEADERS split into (header name, variable) pairs: `Authorization=API_TOKEN,X-Team=TEAM`.
+ * White space around items, names and variables is ignored, and so are empty items (a trailing
+ * comma). Only references are allowed, never literal values: a value in this variable would sit in
+ * the Deployment's plain environment, where a Secret's value must not be.
+ */
+function parseHeaderPairs(text: string | undefined): {
+  pairs: Array<[string, HeaderSource]>;
+  issues: FieldIssue[];
+} {
+  const pairs: Array<[string, HeaderSource]> = [];
+  const issues: FieldIssue[] = [];
+  const items = (text ?? "")
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item !== "");
+  // Messages quote header names only once they are known to be names: an item that is not one may
+  // well be a secret pasted in place of a variable name.
+  items.forEach((item, index) => {
+    const equals = item.indexOf("=");
+    const name = item.slice(0, Math.max(equals, 0)).trim();
+    const variable = item.slice(equals + 1).trim();
+    const problem = (message: string): void => {
+      issues.push({ path: ["targetHeaders"], message });
+    };
+    if (equals < 0 || name === "" || variable === "") {
+      problem(`item ${index + 1}: must be Header-Name=VARIABLE (the variable that holds the value)`);
+    } else if (!isHeaderName(name)) {
+      problem(
+        `item ${index + 1}: the text before "=" is not a valid header name (letters, digits and ! # $ % & ' * + - . ^ _ \` | ~ only)`,
+      );
+    } else if (!ENV_VAR_NAME.test(variable)) {
+      problem(
+        `${name}: the text after "=" is not an environment variable name (letters, digits, _): give the name of the variable that holds the value, not the value`,
+      );
+    } else {
+      pairs.push([name, { valueFromEnv: variable }]);
+    }
+  });
+  return { pairs, issues };
 }
 
 /** The variable that sets `field` (a field of envSchema), for messages. */
@@ -282,9 +354,19 @@ export const OTHER_SFN_VARS = [
   "SFN_REDIS_LEASE_TTL",
 ] as const;
 
-/** Variables with our prefix that the poller does not read, with the nearest known name when close. */
-function unknownVariables(env: NodeJS.ProcessEnv): string[] {
-  const known: string[] = [...POLLER_ENV_VARS.map((variable) => variable.name), ...OTHER_SFN_VARS];
+/**
+ * Variables with our prefix that the poller does not read, with the nearest known name when close.
+ * Variables SFN_TARGET_HEADERS names are read (for header values), so they are not unknown.
+ */
+function unknownVariables(
+  env: NodeJS.ProcessEnv,
+  headerPairs: ReadonlyArray<[string, HeaderSource]>,
+): string[] {
+  const known: string[] = [
+    ...POLLER_ENV_VARS.map((variable) => variable.name),
+    ...OTHER_SFN_VARS,
+    ...headerPairs.flatMap(([, source]) => (source.valueFromEnv !== undefined ? [source.valueFromEnv] : [])),
+  ];
   return Object.keys(env)
     .filter((name) => name.startsWith("SFN_") && !known.includes(name))
     .sort()

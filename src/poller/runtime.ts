@@ -63,15 +63,17 @@ export async function runPollers(options: PollerRuntimeOptions): Promise<number>
     maxConcurrentPolls: totalLoops,
     onAwsError: (api, code) => metrics.awsErrors.inc({ api, code }),
   });
-  const pollers = options.sources.map(
-    ({ settings, loops, semaphoreFor }) =>
-      new Poller(settings, {
-        stepFunctions,
-        semaphoreFor,
-        target: new HttpTarget(settings.targetUrl, loops),
-        metrics,
-      }),
-  );
+  const pollers = options.sources.map(({ settings, loops, semaphoreFor }) => {
+    const target = new HttpTarget(settings.targetUrl, loops, settings.targetHeaders);
+    if (target.headerNames.length > 0) {
+      // Names only: the values are credentials.
+      log.info("target requests carry configured headers", {
+        source: settings.sourceName,
+        headers: target.headerNames,
+      });
+    }
+    return new Poller(settings, { stepFunctions, semaphoreFor, target, metrics });
+  });
   let shuttingDown = false;
   const readiness = (): Readiness => {
     const reasons: string[] = [];

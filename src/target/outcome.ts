@@ -124,14 +124,29 @@ function connectionErrorName(code: string): string {
 }
 
 /**
- * A header value as the target meant it. Node hands header bytes over as latin1 (one char per byte);
- * targets send UTF-8, so the bytes are decoded again (invalid sequences become U+FFFD). Several
- * values of one header are joined as HTTP does.
+ * A header value as the target meant it. Node's HTTP parser hands header bytes over as latin1 (one
+ * character per byte), and servers differ in what bytes they send for non-ASCII text: Go, Python and
+ * most frameworks write UTF-8, while a Node.js server writes its header strings as Latin-1 (`é` is the
+ * single byte 0xE9). So the bytes are decoded as UTF-8 when they are valid UTF-8, and kept as Latin-1
+ * otherwise: Latin-1 text almost never forms valid UTF-8 by accident (it would need a byte from
+ * C2-F4 followed by exactly the right number of bytes from 80-BF), and ASCII is both. Several
+ * values of one header are joined as HTTP does (Node already joins repeated `step-func-*` headers).
  */
 export function headerText(value: string | string[] | undefined): string {
   if (value === undefined) return "";
   const joined = Array.isArray(value) ? value.join(", ") : value;
-  return Buffer.from(joined, "latin1").toString("utf8").trim();
+  return decodeHeaderBytes(joined).trim();
+}
+
+/** `latin1`: a string of one character per byte, as Node's parser makes them. */
+export function decodeHeaderBytes(latin1: string): string {
+  // Pure ASCII (the common case) reads the same either way: skip the copy and the decoder.
+  if (!/[\u0080-\u00ff]/.test(latin1)) return latin1;
+  try {
+    return UTF8.decode(Buffer.from(latin1, "latin1"));
+  } catch {
+    return latin1; // not UTF-8: the characters are the Latin-1 ones Node already made
+  }
 }
 
 /**

@@ -59,12 +59,41 @@ describe("sfn-operator CLI", function () {
       expect((await cli.stop()).code).to.equal(0);
     });
 
+    it("sends the headers SFN_TARGET_HEADERS names, values from their variables, never logged", async () => {
+      cli = new CliProcess(["poller", "--log-level", "debug"], {
+        ...awsEnvFor(emulator.url),
+        SFN_ACTIVITY_NAME: "with-headers",
+        SFN_TARGET_URL: target.url,
+        SFN_TARGET_PATH: "/step",
+        SFN_TARGET_HEADERS: "Authorization=SUM_API_TOKEN, X-Team=TEAM_NAME",
+        SUM_API_TOKEN: "Bearer s3cr3t-t0ken",
+        TEAM_NAME: "payments",
+      });
+      await cli.waitForLog((r) => r.message === "polling");
+      const client = new EmulatorClient(emulator.url);
+      await client.enqueue({ activityName: "with-headers", input: { reply: "json" } });
+      await client.waitForTasks({ closedCount: 1 }, 10_000);
+      expect(target.requests[0]?.headers).to.include({
+        authorization: "Bearer s3cr3t-t0ken",
+        "x-team": "payments",
+      });
+      expect(
+        cli.logs().find((r) => r.message === "target requests carry configured headers")?.headers,
+      ).to.deep.equal(["Authorization", "X-Team"]);
+      expect((await cli.stop()).code).to.equal(0);
+      expect(cli.output).not.to.contain("s3cr3t");
+    });
+
     it("exits 2 naming every bad variable", async () => {
       const { code, output } = await runCli(["poller"], {
         SFN_TARGET_URL: "not a url",
         SFN_MAX_CONCURRENCY: "many",
+        SFN_TARGET_HEADERS: "Authorization=SUM_API_TOKEN",
       });
       expect(code).to.equal(2);
+      expect(output).to.contain(
+        "SFN_TARGET_HEADERS: Authorization: environment variable SUM_API_TOKEN is not set",
+      );
       expect(output).to.contain("SFN_ACTIVITY_NAME");
       expect(output).to.contain("SFN_TARGET_URL");
       expect(output).to.contain("SFN_TARGET_PATH");

@@ -9,7 +9,7 @@ import {
   startEmulator,
   type TaskRecord,
 } from "../../src/emulator/index.ts";
-import { awsEnvFor, CliProcess, writeTempFile } from "../support/cli.ts";
+import { awsEnvFor, CliProcess, runCli, writeTempFile } from "../support/cli.ts";
 import { freePort, RedisServer } from "../support/redis.ts";
 import { type TargetInstruction, TestTarget } from "../support/target-server.ts";
 
@@ -21,6 +21,8 @@ interface SourceOptions {
   concurrencyPerPoller?: number;
   requestTimeout?: string;
   heartbeatInterval?: string;
+  /** Lines of the source's `headers:` mapping, e.g. "X-Team: { value: payments }". */
+  headers?: string[];
 }
 
 describe("local mode (CLI child process + emulator + HTTP target)", function () {
@@ -50,7 +52,7 @@ describe("local mode (CLI child process + emulator + HTTP target)", function () 
   async function startLocal(
     sources: SourceOptions[],
     extraArgs: string[] = [],
-    header = "",
+    { header = "", env = {} }: { header?: string; env?: NodeJS.ProcessEnv } = {},
   ): Promise<CliProcess> {
     const yaml = `${header}sources:\n${sources
       .map((s) =>
@@ -62,13 +64,14 @@ describe("local mode (CLI child process + emulator + HTTP target)", function () 
           s.concurrencyPerPoller ? `    concurrencyPerPoller: ${s.concurrencyPerPoller}` : "",
           s.requestTimeout ? `    requestTimeout: ${s.requestTimeout}` : "",
           s.heartbeatInterval ? `    heartbeatInterval: ${s.heartbeatInterval}` : "",
+          s.headers ? `    headers:\n${s.headers.map((line) => `      ${line}`).join("\n")}` : "",
         ]
           .filter(Boolean)
           .join("\n"),
       )
       .join("\n")}\n`;
     const file = await writeTempFile("sources.yaml", yaml);
-    cli = new CliProcess(["local", "-f", file, ...extraArgs], awsEnvFor(emulator.url));
+    cli = new CliProcess(["local", "-f", file, ...extraArgs], { ...awsEnvFor(emulator.url), ...env });
     await cli.waitForLog((r) => r.message === "polling");
     return cli;
   }
@@ -134,6 +137,29 @@ describe("local mode (CLI child process + emulator + HTTP target)", function () 
         "E".repeat(256),
         /answered HTTP 500/,
       ],
+      [
+        {
+          reply: "status",
+          status: 500,
+          headerEncoding: "latin1", // a Node.js target's setHeader: é is the one byte 0xE9
+          headers: { "step-func-error": "Fehler.Größe", "step-func-cause": "the cause, with unicode: é" },
+        },
+        "Fehler.Größe",
+        /^the cause, with unicode: é$/,
+      ],
+      [
+        {
+          reply: "status",
+          status: 500,
+          // UTF-8 bytes; each emoji straddles its limit (256 and 32,768 UTF-16 units) and is dropped whole.
+          headers: {
+            "step-func-error": `${"a".repeat(255)}😀`,
+            "step-func-cause": `${"日".repeat(32_767)}😀 tail`,
+          },
+        },
+        "a".repeat(255),
+        /^日{32767}$/,
+      ],
       [{ delayMs: 3000 }, "Target.Timeout", /did not answer within 1s/],
       [{ reply: "reset" }, "Target.ConnectionReset", /ECONNRESET|socket hang up/],
     ];
@@ -149,6 +175,54 @@ describe("local mode (CLI child process + emulator + HTTP target)", function () 
     const refused = await closedTask(refusedId as string);
     expect(refused).to.include({ status: "FAILED", error: "Target.ConnectionRefused" });
     expect(refused.cause).to.contain("ECONNREFUSED");
+  });
+
+  it("sends the source's configured headers, values from the environment, and never logs the values", async () => {
+    const secret = "Bearer s3cr3t-t0ken-ü";
+    await startLocal(
+      [
+        {
+          activityName: "auth",
+          headers: ["Authorization: { valueFromEnv: SUM_API_TOKEN }", "X-Team: { value: payments }"],
+        },
+      ],
+      ["--log-level", "debug"],
+      { env: { SUM_API_TOKEN: secret } },
+    );
+    const [id] = await enqueue("auth", { reply: "json" });
+    expect((await closedTask(id as string)).status).to.equal("SUCCEEDED");
+    const headers = target.requests[0]?.headers;
+    // Non-ASCII is sent as UTF-8; Node's server hands the bytes over as latin1.
+    expect(Buffer.from(String(headers?.authorization), "latin1").toString("utf8")).to.equal(secret);
+    expect(headers?.["x-team"]).to.equal("payments");
+    expect(headers?.["step-func-task-id"]).to.match(/^[0-9a-f]{32}$/);
+    const logged = cli?.logs().find((r) => r.message === "target requests carry configured headers");
+    expect(logged?.headers).to.deep.equal(["Authorization", "X-Team"]);
+    expect(cli?.output).not.to.contain("s3cr3t");
+  });
+
+  it("exits 2 naming a header variable that is not set, with the file's other problems", async () => {
+    const file = await writeTempFile(
+      "sources.yaml",
+      [
+        "sources:",
+        "  - activityName: sum",
+        `    target: ${target.url}`,
+        "    path: /work",
+        "    maxConcurrency: 0",
+        "    headers:",
+        "      Authorization: { valueFromEnv: SUM_API_TOKEN }",
+        "      Step-Func-Task-Id: { value: forged }",
+        "",
+      ].join("\n"),
+    );
+    const { code, output } = await runCli(["local", "-f", file], awsEnvFor(emulator.url));
+    expect(code).to.equal(2);
+    expect(output).to.contain("sources[0] (sum): maxConcurrency: must be at least 1, got 0");
+    expect(output).to.contain(
+      "sources[0] (sum): headers.Authorization: environment variable SUM_API_TOKEN is not set",
+    );
+    expect(output).to.contain("sources[0] (sum): headers.Step-Func-Task-Id: cannot be set by configuration");
   });
 
   it("heartbeats keep a task alive past its heartbeat timeout", async () => {
@@ -271,11 +345,9 @@ describe("local mode (CLI child process + emulator + HTTP target)", function () 
   it("warns at once, with the reason, when Redis is unreachable at start-up", async () => {
     const closedPort = await freePort();
     const started = Date.now();
-    const local = await startLocal(
-      [{ activityName: "no-redis" }],
-      [],
-      `redis: redis://127.0.0.1:${closedPort}\n`,
-    );
+    const local = await startLocal([{ activityName: "no-redis" }], [], {
+      header: `redis: redis://127.0.0.1:${closedPort}\n`,
+    });
     await local.waitForLog((r) => r.message === NOT_READY, 5000);
     expect(Date.now() - started).to.be.below(8000);
     const warning = local.logs().find((r) => r.message === NOT_READY);
@@ -291,7 +363,9 @@ describe("local mode (CLI child process + emulator + HTTP target)", function () 
     }
     try {
       await redis.stopProcess();
-      const local = await startLocal([{ activityName: "redis-back" }], [], `redis: ${redis.url}\n`);
+      const local = await startLocal([{ activityName: "redis-back" }], [], {
+        header: `redis: ${redis.url}\n`,
+      });
       await local.waitForLog((r) => r.message === NOT_READY, 5000);
       const [id] = await enqueue("redis-back", { reply: "json" });
       await redis.startProcess();

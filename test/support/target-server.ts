@@ -2,7 +2,7 @@
  * A real HTTP target for integration tests, steered by the task input it receives:
  *
  *   {"reply": "json" | "text" | "huge" | "status" | "reset" | "echo", "delayMs": 0, "status": 500,
- *    "headers": {"step-func-error": "..."}, "body": "..."}
+ *    "headers": {"step-func-error": "..."}, "headerEncoding": "utf8" | "latin1", "body": "..."}
  *
  * It measures what only the target can see: concurrency (current and peak), every request's headers,
  * and how many requests it got.
@@ -15,6 +15,11 @@ export interface TargetInstruction {
   delayMs?: number;
   status?: number;
   headers?: Record<string, string>;
+  /**
+   * How "status" writes header values: as their UTF-8 bytes (the default, as Go and most frameworks
+   * do), or as Node.js does with a plain string, one Latin-1 byte per character.
+   */
+  headerEncoding?: "utf8" | "latin1";
   body?: string;
   /** Any other field is carried through (e.g. an id the test uses). */
   [key: string]: unknown;
@@ -106,8 +111,12 @@ export class TestTarget {
         res.writeHead(200, { "content-type": "application/json" }).end(`"${"x".repeat(300_000)}"`);
         return;
       case "status":
-        // Header values are written as raw bytes: UTF-8 values survive the trip.
-        res.writeHead(instruction.status ?? 500, encodeHeaders(headers)).end(instruction.body ?? "");
+        res
+          .writeHead(
+            instruction.status ?? 500,
+            instruction.headerEncoding === "latin1" ? headers : encodeHeaders(headers),
+          )
+          .end(instruction.body ?? "");
         return;
       case "reset":
         res.socket?.destroy();
@@ -116,6 +125,7 @@ export class TestTarget {
   }
 }
 
+/** Header values as their UTF-8 bytes, one character per byte: Node writes each as one byte. */
 function encodeHeaders(headers: Record<string, string>): Record<string, string> {
   return Object.fromEntries(
     Object.entries(headers).map(([name, value]) => [name, Buffer.from(value, "utf8").toString("latin1")]),

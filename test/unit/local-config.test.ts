@@ -189,7 +189,7 @@ describe("local-mode sources file", () => {
     it("lists the known keys when nothing is close", () => {
       expect(issues(oneSource("    replicas: 3\n"))).to.deep.equal([
         "sources.yaml: sources[0] (sum): replicas: unknown key (known keys: activityName, target, path, " +
-          "maxConcurrency, concurrencyPerPoller, requestTimeout, heartbeatInterval)",
+          "maxConcurrency, concurrencyPerPoller, requestTimeout, heartbeatInterval, headers)",
       ]);
       expect(issues(`logLevel: debug\n${oneSource("")}`)).to.deep.equal([
         "sources.yaml: logLevel: unknown key (known keys: redis, region, sources)",
@@ -463,5 +463,144 @@ describe("shared source fields", () => {
     });
     expect(schema.properties.heartbeatInterval).to.deep.include({ default: "10s" });
     expect(schema.properties.activityName).to.deep.include({ type: "string", minLength: 1, maxLength: 80 });
+  });
+});
+
+describe("local-mode headers", () => {
+  const env = { SUM_API_TOKEN: "Bearer s3cr3t-token", EMPTY: "", NEWLINE: "s3cr3t\n", UNICODE: "grüße 日本" };
+
+  /** The issues for a source with these `headers:` lines (YAML, indented under the source). */
+  function headerIssues(lines: string[]): string[] {
+    try {
+      parseLocalConfig(
+        oneSource(`    headers:\n${lines.map((l) => `      ${l}`).join("\n")}\n`),
+        "sources.yaml",
+        env,
+      );
+    } catch (error) {
+      expect(error).to.be.instanceOf(ConfigError);
+      return (error as ConfigError).issues;
+    }
+    throw new Error("expected the headers to be refused");
+  }
+
+  it("reads literal values and values from the environment", () => {
+    const config = parseLocalConfig(
+      oneSource(
+        [
+          "    headers:",
+          "      Authorization: { valueFromEnv: SUM_API_TOKEN }",
+          "      X-Team: { value: payments }",
+          "      X-Greeting:",
+          "        valueFromEnv: UNICODE",
+          "      X-Empty: { value: '' }",
+          "",
+        ].join("\n"),
+      ),
+      "sources.yaml",
+      env,
+    );
+    expect(config.sources[0]?.targetHeaders).to.deep.equal({
+      Authorization: "Bearer s3cr3t-token",
+      "X-Team": "payments",
+      "X-Greeting": "grüße 日本",
+      "X-Empty": "",
+    });
+  });
+
+  it("leaves targetHeaders out without headers, or with an empty mapping", () => {
+    expect(parseLocalConfig(oneSource(""), "f", env).sources[0]).not.to.have.property("targetHeaders");
+    expect(parseLocalConfig(oneSource("    headers: {}\n"), "f", env).sources[0]).not.to.have.property(
+      "targetHeaders",
+    );
+  });
+
+  it("names a variable that is not set or empty", () => {
+    expect(
+      headerIssues(["Authorization: { valueFromEnv: MISSING_TOKEN }", "X-Other: { valueFromEnv: EMPTY }"]),
+    ).to.deep.equal([
+      "sources.yaml: sources[0] (sum): headers.Authorization: environment variable MISSING_TOKEN is not set",
+      "sources.yaml: sources[0] (sum): headers.X-Other: environment variable EMPTY is empty",
+    ]);
+  });
+
+  it("refuses control characters in values without quoting the value", () => {
+    const found = headerIssues([
+      "Authorization: { valueFromEnv: NEWLINE }",
+      'X-Literal: { value: "a\\rb" }',
+      'X-Nul: { value: "a\\u0000" }',
+      'X-Bell: { value: "a\\u0007b" }',
+      'X-Tab: { value: "a\\tb" }',
+    ]);
+    expect(found).to.deep.equal([
+      "sources.yaml: sources[0] (sum): headers.Authorization: the value of NEWLINE ends with a line feed (LF); header values must not contain CR, LF, NUL or other control characters (a trailing newline from the file a Secret was made from?)",
+      "sources.yaml: sources[0] (sum): headers.X-Literal: value contains a carriage return (CR); header values must not contain CR, LF, NUL or other control characters",
+      "sources.yaml: sources[0] (sum): headers.X-Nul: value ends with NUL; header values must not contain CR, LF, NUL or other control characters",
+      "sources.yaml: sources[0] (sum): headers.X-Bell: value contains the control character U+0007; header values must not contain CR, LF, NUL or other control characters",
+    ]);
+    expect(found.join("\n")).not.to.contain("s3cr3t");
+  });
+
+  it("refuses invalid and reserved names, and a name given twice in another case", () => {
+    expect(
+      headerIssues([
+        '"Bad Name": { value: x }',
+        "Content-Type: { value: text/plain }",
+        "HOST: { value: x }",
+        "Step-Func-Task-Id: { value: x }",
+        "step-func-anything: { value: x }",
+        "Transfer-Encoding: { value: chunked }",
+        "X-Key: { value: a }",
+        "x-key: { value: b }",
+      ]),
+    ).to.deep.equal([
+      "sources.yaml: sources[0] (sum): headers.Bad Name: is not a valid header name (letters, digits and ! # $ % & ' * + - . ^ _ ` | ~ only)",
+      "sources.yaml: sources[0] (sum): headers.Content-Type: cannot be set by configuration: the poller sets it",
+      "sources.yaml: sources[0] (sum): headers.HOST: cannot be set by configuration: the poller sets it",
+      "sources.yaml: sources[0] (sum): headers.Step-Func-Task-Id: cannot be set by configuration: step-func-* headers are set by the poller (task id, deadline, activity ARN)",
+      "sources.yaml: sources[0] (sum): headers.step-func-anything: cannot be set by configuration: step-func-* headers are set by the poller (task id, deadline, activity ARN)",
+      "sources.yaml: sources[0] (sum): headers.Transfer-Encoding: cannot be set by configuration: the poller sets it",
+      'sources.yaml: sources[0] (sum): headers.x-key: is given twice (as "X-Key" too; header names ignore case)',
+    ]);
+  });
+
+  it("refuses values that are neither a literal nor a variable, without quoting them", () => {
+    const found = headerIssues([
+      "Authorization: Bearer inline-s3cr3t",
+      "X-Both: { value: a, valueFromEnv: SUM_API_TOKEN }",
+      "X-None: {}",
+      "X-Number: { value: 5 }",
+      "X-Var: { valueFromEnv: not-a-name }",
+      "X-Typo: { valueFromEnvv: SUM_API_TOKEN }",
+    ]);
+    expect(found).to.deep.equal([
+      "sources.yaml: sources[0] (sum): headers.Authorization: must be a mapping with `value: <text>` or `valueFromEnv: <VARIABLE>`",
+      "sources.yaml: sources[0] (sum): headers.X-Both: must have only one of `value` and `valueFromEnv`",
+      "sources.yaml: sources[0] (sum): headers.X-None: must have `value: <text>` or `valueFromEnv: <VARIABLE>`",
+      "sources.yaml: sources[0] (sum): headers.X-Number.value: must be a string (quote it)",
+      'sources.yaml: sources[0] (sum): headers.X-Var.valueFromEnv: must be an environment variable name (letters, digits, _), got "not-a-name"',
+      'sources.yaml: sources[0] (sum): headers.X-Typo.valueFromEnvv: unknown key (did you mean "valueFromEnv"?)',
+      "sources.yaml: sources[0] (sum): headers.X-Typo: must have `value: <text>` or `valueFromEnv: <VARIABLE>`",
+    ]);
+    expect(found.join("\n")).not.to.contain("s3cr3t");
+  });
+
+  it("refuses headers that are not a mapping", () => {
+    expect(issues(oneSource("    headers: [Authorization]\n"))).to.deep.equal([
+      "sources.yaml: sources[0] (sum): headers: must be a mapping of header names, got a list",
+    ]);
+  });
+
+  it("reports header problems together with every other problem", () => {
+    expect(
+      issues(
+        oneSource(
+          "    maxConcurrency: 0\n    headers:\n      Authorization: { valueFromEnv: SFN_TEST_UNSET_VARIABLE }\n",
+        ),
+      ),
+    ).to.deep.equal([
+      "sources.yaml: sources[0] (sum): maxConcurrency: must be at least 1, got 0",
+      "sources.yaml: sources[0] (sum): headers.Authorization: environment variable SFN_TEST_UNSET_VARIABLE is not set",
+    ]);
   });
 });

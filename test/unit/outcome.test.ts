@@ -152,6 +152,32 @@ describe("outcome rules", () => {
       expect(outcome.kind === "failure" && outcome.cause).to.equal("é".repeat(32_768));
     });
 
+    it("decode Latin-1 header values from Node.js targets (é as the single byte 0xE9)", () => {
+      const outcome = decideOutcome(
+        response(500, "", { [ERROR_HEADER]: "Fehler.Größe", [CAUSE_HEADER]: "the cause, with unicode: é" }),
+        request,
+      );
+      expect(outcome).to.deep.equal({
+        kind: "failure",
+        error: "Fehler.Größe",
+        cause: "the cause, with unicode: é",
+      });
+    });
+
+    it("truncate Latin-1 header values on the limits too", () => {
+      const outcome = decideOutcome(
+        response(500, "", { [ERROR_HEADER]: "é".repeat(300), [CAUSE_HEADER]: "ü".repeat(40_000) }),
+        request,
+      );
+      expect(outcome).to.deep.equal({ kind: "failure", error: "é".repeat(256), cause: "ü".repeat(32_768) });
+    });
+
+    it("never split a 4-byte character (a surrogate pair) at the cause limit", () => {
+      const cause = `${"日".repeat(32_767)}😀tail`; // the emoji would straddle the 32,768th position
+      const outcome = decideOutcome(response(500, "", { [CAUSE_HEADER]: asReceived(cause) }), request);
+      expect(outcome.kind === "failure" && outcome.cause).to.equal("日".repeat(32_767));
+    });
+
     it("never split a 4-byte character (a surrogate pair) at the error limit", () => {
       const error = `${"a".repeat(255)}😀tail`; // the emoji would straddle the 256th position
       const outcome = decideOutcome(response(500, "", { [ERROR_HEADER]: asReceived(error) }), request);
@@ -214,7 +240,21 @@ describe("headerText", () => {
     expect(headerText(undefined)).to.equal("");
   });
 
-  it("replaces invalid UTF-8 with U+FFFD instead of failing", () => {
-    expect(headerText(Buffer.from([0x41, 0xff]).toString("latin1"))).to.equal("A\uFFFD");
+  it("reads bytes that are not valid UTF-8 as Latin-1 (what a Node.js server sends)", () => {
+    // Node writes header strings one byte per character: "é" is the single byte 0xE9.
+    expect(headerText(Buffer.from("the cause, with unicode: é", "latin1").toString("latin1"))).to.equal(
+      "the cause, with unicode: é",
+    );
+    expect(headerText(Buffer.from([0x41, 0xff]).toString("latin1"))).to.equal("Aÿ");
+    // One invalid sequence anywhere makes the whole value Latin-1, never a mix or U+FFFD.
+    expect(headerText(Buffer.from([0xc3, 0xa9, 0x20, 0xe9]).toString("latin1"))).to.equal("Ã© é");
+  });
+
+  it("reads valid UTF-8 as UTF-8", () => {
+    expect(headerText(asReceived("日本語 😀 é"))).to.equal("日本語 😀 é");
+  });
+
+  it("decodes each repeated value as a whole, joined", () => {
+    expect(headerText([asReceived("ü"), asReceived("😀")])).to.equal("ü, 😀");
   });
 });

@@ -246,6 +246,7 @@ describe("poller environment", () => {
         "SFN_SOURCE_NAME",
         "SFN_TARGET_URL",
         "SFN_TARGET_PATH",
+        "SFN_TARGET_HEADERS",
         "SFN_MAX_CONCURRENCY",
         "SFN_CONCURRENCY_PER_POLLER",
         "SFN_REQUEST_TIMEOUT",
@@ -278,5 +279,72 @@ describe("poller environment", () => {
       expect(byName.get("SFN_HEARTBEAT_INTERVAL")).to.equal("10s");
       expect(settings.heartbeatIntervalMs).to.equal(10_000);
     });
+  });
+});
+
+describe("poller environment: SFN_TARGET_HEADERS", () => {
+  const secrets = { API_TOKEN: "Bearer s3cr3t-token", TEAM: "payments", SFN_TEAM_KEY: "k3y" };
+
+  it("reads Name=VARIABLE pairs, values from the named variables", () => {
+    const config = pollerConfigFromEnv({
+      ...base,
+      ...secrets,
+      SFN_TARGET_HEADERS: " Authorization=API_TOKEN , X-Team = TEAM,X-Key=SFN_TEAM_KEY,",
+    });
+    expect(config.settings.targetHeaders).to.deep.equal({
+      Authorization: "Bearer s3cr3t-token",
+      "X-Team": "payments",
+      "X-Key": "k3y",
+    });
+    // A variable the headers name is read, so it is not an unknown SFN_* variable.
+    expect(config.warnings).to.deep.equal([]);
+  });
+
+  it("has no targetHeaders when unset or empty", () => {
+    expect(pollerConfigFromEnv(base).settings).not.to.have.property("targetHeaders");
+    expect(pollerConfigFromEnv({ ...base, SFN_TARGET_HEADERS: " " }).settings).not.to.have.property(
+      "targetHeaders",
+    );
+  });
+
+  it("lists every problem, naming headers and variables but never values", () => {
+    const found = issues({
+      ...base,
+      ...secrets,
+      SFN_MAX_CONCURRENCY: "0",
+      NEWLINE: "s3cr3t\n",
+      EMPTY: "",
+      SFN_TARGET_HEADERS: [
+        "Authorization=MISSING",
+        "X-Empty=EMPTY",
+        "X-Newline=NEWLINE",
+        "Content-Length=TEAM",
+        "step-func-task-id=TEAM",
+        "x-team=TEAM",
+        "X-TEAM=TEAM",
+        "Bearer s3cr3t-inline",
+        "X-Pasted=Bearer s3cr3t-pasted",
+        "Bad Name=TEAM",
+        "=TEAM",
+      ].join(","),
+    });
+    expect(found).to.deep.equal([
+      "SFN_TARGET_HEADERS: item 8: must be Header-Name=VARIABLE (the variable that holds the value)",
+      'SFN_TARGET_HEADERS: X-Pasted: the text after "=" is not an environment variable name (letters, digits, _): give the name of the variable that holds the value, not the value',
+      'SFN_TARGET_HEADERS: item 10: the text before "=" is not a valid header name (letters, digits and ! # $ % & \' * + - . ^ _ ` | ~ only)',
+      "SFN_TARGET_HEADERS: item 11: must be Header-Name=VARIABLE (the variable that holds the value)",
+      "SFN_TARGET_HEADERS: Authorization: environment variable MISSING is not set",
+      "SFN_TARGET_HEADERS: X-Empty: environment variable EMPTY is empty",
+      "SFN_TARGET_HEADERS: X-Newline: the value of NEWLINE ends with a line feed (LF); header values must not contain CR, LF, NUL or other control characters (a trailing newline from the file a Secret was made from?)",
+      "SFN_TARGET_HEADERS: Content-Length: cannot be set by configuration: the poller sets it",
+      "SFN_TARGET_HEADERS: step-func-task-id: cannot be set by configuration: step-func-* headers are set by the poller (task id, deadline, activity ARN)",
+      'SFN_TARGET_HEADERS: X-TEAM: is given twice (as "x-team" too; header names ignore case)',
+      "SFN_MAX_CONCURRENCY: must be at least 1, got 0",
+    ]);
+    expect(found.join("\n")).not.to.contain("s3cr3t");
+  });
+
+  it("is documented with the other variables", () => {
+    expect(POLLER_ENV_VARS.map((v) => v.name)).to.include("SFN_TARGET_HEADERS");
   });
 });
