@@ -153,8 +153,10 @@ export class AwsRequestHandler implements HttpHandler<NodeHttpHandlerOptions> {
       // The proxy agents are http.Agents: they keep keep-alive and maxSockets. HTTPS goes through a
       // CONNECT tunnel (TLS end to end, verified against Node's CA store); HTTP as absolute-URI
       // requests to the proxy.
-      httpAgent: proxyUrl ? new HttpProxyAgent(proxyUrl, agentOptions) : new http.Agent(agentOptions),
-      httpsAgent: proxyUrl ? new HttpsProxyAgent(proxyUrl, agentOptions) : new https.Agent(agentOptions),
+      httpAgent: proxyUrl ? new HttpEndpointProxyAgent(proxyUrl, agentOptions) : new http.Agent(agentOptions),
+      httpsAgent: proxyUrl
+        ? new HttpsEndpointProxyAgent(proxyUrl, agentOptions)
+        : new https.Agent(agentOptions),
       connectionTimeout: this.#options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
       socketTimeout: timeoutMs,
       requestTimeout: timeoutMs,
@@ -162,6 +164,26 @@ export class AwsRequestHandler implements HttpHandler<NodeHttpHandlerOptions> {
       throwOnRequestTimeout: true,
       logger: sdkLogger(this.#log.child({ pool: this.#options.name })),
     });
+  }
+}
+
+/*
+ * The proxy agents guess whether a request is for an https endpoint from the request's options, or
+ * else from the call stack (is node:https on it?). NodeHttpHandler's options carry no protocol, and
+ * the agent computes a socket's pool name again when the socket is freed, asynchronously, where the
+ * stack guess says "http": freed tunnels were filed under another name than the one looked up, so
+ * no tunnel was ever reused (a CONNECT and a TLS handshake per call). NodeHttpHandler uses its
+ * httpsAgent for https: requests only and its httpAgent for http: only, so each agent knows.
+ */
+class HttpsEndpointProxyAgent extends HttpsProxyAgent<string> {
+  override isSecureEndpoint(): boolean {
+    return true;
+  }
+}
+
+class HttpEndpointProxyAgent extends HttpProxyAgent<string> {
+  override isSecureEndpoint(): boolean {
+    return false;
   }
 }
 
