@@ -156,9 +156,9 @@ export function nonHealingProblem(
   const e = error as ErrorLike & { message?: unknown; path?: unknown; hint?: unknown };
   const code = errorCode(error);
   const message = typeof e.message === "string" ? e.message : "";
-  const config = (summary: string, hint: string): AwsProblem => ({
+  const config = (summary: string, hint: string, label = code): AwsProblem => ({
     kind: "configuration",
-    code,
+    code: label,
     summary,
     hint,
     exitCode: 2,
@@ -169,11 +169,13 @@ export function nonHealingProblem(
     return config(
       "no AWS region configured",
       "set AWS_REGION (or AWS_DEFAULT_REGION), region: in the sources file, the source's region, or region in the AWS profile",
+      "RegionMissing",
     );
   if (message.startsWith("Region not accepted"))
     return config(
       `the AWS region is not valid (${message})`,
       "set AWS_REGION to a region name such as us-east-1",
+      "InvalidRegion",
     );
   if (code === "CredentialsProviderError")
     return config(`no AWS credentials found (${message})`, CREDENTIALS_HINT);
@@ -182,6 +184,7 @@ export function nonHealingProblem(
     return config(
       "the Step Functions endpoint URL is not a valid URL",
       "fix AWS_ENDPOINT_URL_SFN or AWS_ENDPOINT_URL (e.g. http://127.0.0.1:8083), or unset it to use AWS",
+      "InvalidEndpointUrl",
     );
   // IRSA: the token file is mounted by Kubernetes; a path that cannot be read is a setup problem.
   const tokenFile = env.AWS_WEB_IDENTITY_TOKEN_FILE;
