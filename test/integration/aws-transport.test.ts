@@ -295,6 +295,58 @@ describe("AWS transport (the SDK's NodeHttpHandler as we configure it)", functio
       expect(proxy.refused, "the credentials from HTTPS_PROXY were sent").to.equal(0);
     });
 
+    it("the credential chain's STS call (IRSA web identity) takes the same proxy route as the Step Functions calls", async () => {
+      const { emulator, side } = await emulatorWith(1);
+      const proxy = await new ForwardProxy().start();
+      cleanups.push(() => proxy.close());
+      const assumed: string[] = [];
+      const sts = http.createServer((req, res) => {
+        let body = "";
+        req.on("data", (chunk: Buffer) => {
+          body += chunk.toString();
+        });
+        req.on("end", () => {
+          assumed.push(new URLSearchParams(body).get("Action") ?? "");
+          res.writeHead(200, { "content-type": "text/xml" }).end(
+            `<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+              <AssumeRoleWithWebIdentityResult>
+                <Credentials><AccessKeyId>ASIAFAKESTS</AccessKeyId><SecretAccessKey>sts-secret</SecretAccessKey>
+                  <SessionToken>sts-session</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials>
+                <AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/poller/s</Arn><AssumedRoleId>AROAFAKE:s</AssumedRoleId></AssumedRoleUser>
+              </AssumeRoleWithWebIdentityResult>
+              <ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata>
+            </AssumeRoleWithWebIdentityResponse>`,
+          );
+        });
+      });
+      sts.listen(0, "127.0.0.1");
+      await new Promise((resolve) => sts.once("listening", resolve));
+      cleanups.push(async () => {
+        sts.closeAllConnections();
+        await new Promise((resolve) => sts.close(resolve));
+      });
+      const dir = await fs.mkdtemp(path.join(os.tmpdir(), "sfn-operator-irsa-"));
+      cleanups.push(() => fs.rm(dir, { recursive: true, force: true }));
+      await fs.writeFile(path.join(dir, "token"), "eyJ.fake.jwt");
+      const sfn = stepFunctionsVia(emulator.url);
+      // No static credentials: the chain reaches the web identity provider, as in a pod with IRSA.
+      delete process.env.AWS_ACCESS_KEY_ID;
+      delete process.env.AWS_SECRET_ACCESS_KEY;
+      Object.assign(process.env, {
+        AWS_CONFIG_FILE: path.join(dir, "no-config"),
+        AWS_SHARED_CREDENTIALS_FILE: path.join(dir, "no-credentials"),
+        AWS_WEB_IDENTITY_TOKEN_FILE: path.join(dir, "token"),
+        AWS_ROLE_ARN: "arn:aws:iam::123456789012:role/poller",
+        AWS_ENDPOINT_URL_STS: `http://127.0.0.1:${(sts.address() as AddressInfo).port}`,
+        HTTP_PROXY: proxy.url,
+      });
+      await serveTasks(sfn, side, "irsa", 1);
+      expect(assumed).to.include("AssumeRoleWithWebIdentity");
+      const stsPort = (sts.address() as AddressInfo).port;
+      expect(proxy.forwarded.some((url) => url.startsWith(`http://127.0.0.1:${stsPort}/`))).to.equal(true);
+      expect(proxy.forwarded.filter((url) => url.startsWith(`${emulator.url}/`))).to.have.length(3);
+    });
+
     it("a proxy that wants credentials (407) is a configuration problem, named with its fix", async () => {
       const { emulator } = await emulatorWith(1);
       const proxy = await new ForwardProxy({ credentials: { user: "u", password: "p" } }).start();
