@@ -73,12 +73,6 @@ export class AwsRequestHandler implements HttpHandler<NodeHttpHandlerOptions> {
     return handler.handle(request, options);
   }
 
-  /** The proxy URL (credentials redacted) requests to `url`'s origin take, or undefined for direct. */
-  routeFor(url: string): string | undefined {
-    const proxy = this.#proxyFor(new URL(url).origin);
-    return proxy ? redactProxyUrl(proxy) : undefined;
-  }
-
   /**
    * The SDK hands its logger and a default socket timeout to the handler; both are fixed here at
    * construction (NodeHttpHandler keeps a configured logger and socketTimeout over them anyway).
