@@ -50,8 +50,6 @@ export interface PollerRuntimeOptions {
    * credentials may appear later).
    */
   onNonHealingAwsError?: "exit" | "retry";
-  /** How often `retry` repeats its warning while the problem lasts (tests). */
-  problemRepeatMs?: number;
 }
 
 const log = getLogger("runtime");
@@ -61,10 +59,7 @@ export async function runPollers(options: PollerRuntimeOptions): Promise<number>
   const metrics = options.metrics ?? new PollerMetrics();
   const totalLoops = options.sources.reduce((sum, source) => sum + source.loops, 0);
   const exitOnProblem = options.onNonHealingAwsError === "exit";
-  const problemLog = new AwsProblemLog(
-    getLogger("aws"),
-    options.problemRepeatMs !== undefined ? { repeatMs: options.problemRepeatMs } : {},
-  );
+  const problemLog = new AwsProblemLog(getLogger("aws"));
   let fatalProblem: AwsProblem | undefined;
   // Assigned below, once the pollers exist; AWS calls start only after that.
   let stopAll = (): void => {};
