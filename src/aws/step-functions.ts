@@ -4,13 +4,18 @@
  *
  * - Two SDK clients: one for long polls and one for reports. A GetActivityTask call holds its socket
  *   for up to 60 s; reports and heartbeats must never queue behind those sockets.
- * - The poll client's socket timeout is 70 s (AWS long-polls up to 60 s; a shorter timeout would
- *   abandon polls that can still hand out a task, which is then lost until the state times out).
+ * - The poll client's request and socket timeouts are 70 s (AWS long-polls up to 60 s; a shorter
+ *   timeout would abandon polls that can still hand out a task, which is then lost until the state
+ *   times out); the report client's are 20 s. The transport is the SDK's NodeHttpHandler, with
+ *   HTTPS_PROXY / HTTP_PROXY / NO_PROXY honoured (transport.ts).
  * - The SDK's standard retry (exponential backoff with full jitter for throttling, 5xx and network
  *   errors) applies to every call. Reports get an outer retry on top, within a bounded window,
  *   because a lost report leaves the execution waiting until its timeout.
  * - Credentials and region come from the SDK's default chain; `AWS_ENDPOINT_URL_SFN` (or
  *   `AWS_ENDPOINT_URL`) points the SDK at another endpoint such as our emulator.
+ * - Errors that retrying cannot heal (no region, no credentials, access denied: errors.ts) are
+ *   remembered as `problem` until a call succeeds, and handed to `onNonHealingError`, so that the
+ *   command can exit (local mode) or say what to fix (poller).
  */
 import {
   CreateActivityCommand,
@@ -24,13 +29,20 @@ import {
 import { AWS_LIMITS } from "../api/defaults.ts";
 import { describeError, getLogger, type Logger } from "../observability/logger.ts";
 import { Backoff, sleep } from "../util/backoff.ts";
-import { errorCode, isRetryable, isTaskGone, type TaskGoneCode } from "./errors.ts";
-import { SdkHttpHandler } from "./http-handler.ts";
+import {
+  type AwsProblem,
+  errorCode,
+  isRetryable,
+  isTaskGone,
+  nonHealingProblem,
+  type TaskGoneCode,
+} from "./errors.ts";
+import { AwsRequestHandler, type PoolOptions } from "./transport.ts";
 
-/** Socket idle timeout of long polls: above AWS's 60 s long poll, as AWS recommends. */
+/** Request and socket timeout of long polls: above AWS's 60 s long poll, as AWS recommends. */
 export const POLL_SOCKET_TIMEOUT_MS = 70_000;
-const REPORT_SOCKET_TIMEOUT_MS = 20_000;
-const CONNECT_TIMEOUT_MS = 5_000;
+/** Request and socket timeout of reports, heartbeats and CreateActivity: they answer at once. */
+export const REPORT_SOCKET_TIMEOUT_MS = 20_000;
 
 export interface ActivityTask {
   taskToken: string;
@@ -55,6 +67,13 @@ export interface StepFunctionsOptions {
   reportRetryWindowMs?: number;
   /** Called for every failed attempt, including those the SDK retries (for metrics). */
   onAwsError?: (api: string, code: string) => void;
+  /**
+   * Called, before the call rejects, for every call that failed in a way retrying cannot heal
+   * (errors.ts: nonHealingProblem).
+   */
+  onNonHealingError?: (problem: AwsProblem, api: string) => void;
+  /** Called by the first call that succeeds after a non-healing error. */
+  onRecovered?: () => void;
   logger?: Logger;
 }
 
@@ -64,27 +83,46 @@ export class StepFunctions {
   readonly #reportClient: SFNClient;
   readonly #reportRetryWindowMs: number;
   readonly #log: Logger;
+  readonly #onNonHealingError: ((problem: AwsProblem, api: string) => void) | undefined;
+  readonly #onRecovered: (() => void) | undefined;
+  #problem: AwsProblem | undefined;
 
   constructor(options: StepFunctionsOptions) {
     this.workerName = options.workerName.slice(0, AWS_LIMITS.workerNameLength);
     this.#reportRetryWindowMs = options.reportRetryWindowMs ?? 5 * 60_000;
     this.#log = options.logger ?? getLogger("aws");
+    this.#onNonHealingError = options.onNonHealingError;
+    this.#onRecovered = options.onRecovered;
     const maxAttempts = options.maxAttempts ?? 5;
     this.#pollClient = newClient({
       region: options.region,
       maxAttempts,
-      sockets: options.maxConcurrentPolls + 1,
-      socketTimeoutMs: POLL_SOCKET_TIMEOUT_MS,
+      pool: {
+        name: "poll",
+        // One connection per concurrent poll, plus one so a poll never waits for a socket.
+        maxSockets: options.maxConcurrentPolls + 1,
+        timeoutMs: POLL_SOCKET_TIMEOUT_MS,
+        logger: this.#log,
+      },
       onAwsError: options.onAwsError,
     });
     this.#reportClient = newClient({
       region: options.region,
       maxAttempts,
-      // Each in-flight task reports and heartbeats; twice the polls leaves room for both at once.
-      sockets: 2 * options.maxConcurrentPolls + 2,
-      socketTimeoutMs: REPORT_SOCKET_TIMEOUT_MS,
+      pool: {
+        name: "report",
+        // Each in-flight task reports and heartbeats; twice the polls leaves room for both at once.
+        maxSockets: 2 * options.maxConcurrentPolls + 2,
+        timeoutMs: REPORT_SOCKET_TIMEOUT_MS,
+        logger: this.#log,
+      },
       onAwsError: options.onAwsError,
     });
+  }
+
+  /** The non-healing problem the last failed call met, until a call succeeds. */
+  get problem(): AwsProblem | undefined {
+    return this.#problem;
   }
 
   /**
@@ -94,7 +132,9 @@ export class StepFunctions {
    */
   async resolveActivityArn(activityName: string): Promise<string> {
     try {
-      const result = await this.#reportClient.send(new CreateActivityCommand({ name: activityName }));
+      const result = await this.#call("CreateActivity", () =>
+        this.#reportClient.send(new CreateActivityCommand({ name: activityName })),
+      );
       if (!result.activityArn)
         throw new Error(`CreateActivity for "${activityName}" returned no activityArn`);
       return result.activityArn;
@@ -109,8 +149,8 @@ export class StepFunctions {
    * aborted by us: a poll whose client gives up can still hand out a task.
    */
   async getActivityTask(activityArn: string): Promise<ActivityTask | undefined> {
-    const result = await this.#pollClient.send(
-      new GetActivityTaskCommand({ activityArn, workerName: this.workerName }),
+    const result = await this.#call("GetActivityTask", () =>
+      this.#pollClient.send(new GetActivityTaskCommand({ activityArn, workerName: this.workerName })),
     );
     if (!result.taskToken) return undefined;
     return { taskToken: result.taskToken, input: result.input ?? "{}" };
@@ -119,20 +159,26 @@ export class StepFunctions {
   /** SendTaskSuccess, retried within the report window. InvalidOutput and validation errors throw. */
   sendTaskSuccess(taskToken: string, output: string): Promise<ReportResult> {
     return this.#report("SendTaskSuccess", () =>
-      this.#reportClient.send(new SendTaskSuccessCommand({ taskToken, output })),
+      this.#call("SendTaskSuccess", () =>
+        this.#reportClient.send(new SendTaskSuccessCommand({ taskToken, output })),
+      ),
     );
   }
 
   sendTaskFailure(taskToken: string, error: string, cause: string): Promise<ReportResult> {
     return this.#report("SendTaskFailure", () =>
-      this.#reportClient.send(new SendTaskFailureCommand({ taskToken, error, cause })),
+      this.#call("SendTaskFailure", () =>
+        this.#reportClient.send(new SendTaskFailureCommand({ taskToken, error, cause })),
+      ),
     );
   }
 
   /** One heartbeat (the SDK's retries only): the next interval tries again anyway. */
   async sendTaskHeartbeat(taskToken: string): Promise<ReportResult> {
     try {
-      await this.#reportClient.send(new SendTaskHeartbeatCommand({ taskToken }));
+      await this.#call("SendTaskHeartbeat", () =>
+        this.#reportClient.send(new SendTaskHeartbeatCommand({ taskToken })),
+      );
       return ACCEPTED;
     } catch (error) {
       if (isTaskGone(error)) return { kind: "gone", code: error.name, message: error.message };
@@ -148,6 +194,26 @@ export class StepFunctions {
     throw new Error(
       `activity "${activityName}" exists according to CreateActivity but ListActivities does not show it`,
     );
+  }
+
+  /** Runs one SDK call, keeping `problem` up to date. */
+  async #call<T>(api: string, send: () => Promise<T>): Promise<T> {
+    let result: T;
+    try {
+      result = await send();
+    } catch (error) {
+      const problem = nonHealingProblem(error);
+      if (problem) {
+        this.#problem = problem;
+        this.#onNonHealingError?.(problem, api);
+      }
+      throw error;
+    }
+    if (this.#problem) {
+      this.#problem = undefined;
+      this.#onRecovered?.();
+    }
+    return result;
   }
 
   destroy(): void {
@@ -181,8 +247,7 @@ export class StepFunctions {
 function newClient(options: {
   region: string | undefined;
   maxAttempts: number;
-  sockets: number;
-  socketTimeoutMs: number;
+  pool: PoolOptions;
   onAwsError: ((api: string, code: string) => void) | undefined;
 }): SFNClient {
   const client = new SFNClient({
@@ -192,13 +257,9 @@ function newClient(options: {
     // of CPU per call on the dispatch benchmark). Safe because the stack is complete when `send` is
     // first called: the metrics middleware below is added here, at construction.
     cacheMiddleware: true,
-    // Our handler rather than the SDK's NodeHttpHandler: the same timeouts for less CPU per call
-    // (http-handler.ts says how much and why).
-    requestHandler: new SdkHttpHandler({
-      maxSockets: options.sockets,
-      connectionTimeoutMs: CONNECT_TIMEOUT_MS,
-      socketTimeoutMs: options.socketTimeoutMs,
-    }),
+    // The SDK's NodeHttpHandler per pool and proxy route (transport.ts). The credential chain's STS
+    // calls (IRSA) use this client's handler too, so they take the same proxy route rules.
+    requestHandler: new AwsRequestHandler(options.pool),
   });
   const onAwsError = options.onAwsError;
   if (onAwsError) {

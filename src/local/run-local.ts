@@ -68,6 +68,8 @@ export async function runLocal(options: LocalOptions): Promise<number> {
       : {}),
     afterStart: (pollers) => watchSourcesFile(options.file, pollers, options.watchIntervalMs ?? 500),
     close: () => semaphores.close(),
+    // Someone at a terminal can fix a missing region or credentials; retrying would only hide it.
+    onNonHealingAwsError: "exit",
   });
 }
 

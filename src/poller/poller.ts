@@ -171,6 +171,8 @@ export class Poller {
         this.#problem = undefined;
         return arn;
       } catch (error) {
+        // Stopped meanwhile (a signal, or local mode giving up on an error retrying cannot heal).
+        if (this.#stop.signal.aborted) break;
         const delay = backoff.next();
         this.#problem = `cannot resolve activity "${this.settings.activityName}": ${describeError(error)}`;
         this.#log.error("CreateActivity failed; retrying", { error: describeError(error), retryInMs: delay });

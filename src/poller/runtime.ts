@@ -9,6 +9,8 @@
  */
 import { formatDuration } from "../api/duration.ts";
 import type { PollerSettings } from "../api/types.ts";
+import type { AwsProblem } from "../aws/errors.ts";
+import { AwsProblemLog } from "../aws/problems.ts";
 import { StepFunctions } from "../aws/step-functions.ts";
 import { describeError, getLogger } from "../observability/logger.ts";
 import { PollerMetrics } from "../observability/metrics.ts";
@@ -46,6 +48,14 @@ export interface PollerRuntimeOptions {
   close?: () => Promise<void>;
   /** Period of the task summary line (60 s by default; 0: only the final one). */
   summaryIntervalMs?: number;
+  /**
+   * What an AWS error that retrying cannot heal (no region, no credentials, access denied) does:
+   * `exit` stops at the first one (as on SIGTERM) and exits with its code (2 configuration, 1 access),
+   * naming the fix (local mode: someone at a terminal can fix it); `retry` (the default) goes on
+   * retrying with backoff, warns with the fix now and then, and reports it in /readyz (a pod: the
+   * credentials may appear later).
+   */
+  onNonHealingAwsError?: "exit" | "retry";
 }
 
 /** How often a shutdown that is still waiting says so again. */
@@ -57,11 +67,27 @@ const log = getLogger("runtime");
 export async function runPollers(options: PollerRuntimeOptions): Promise<number> {
   const metrics = options.metrics ?? new PollerMetrics();
   const totalLoops = options.sources.reduce((sum, source) => sum + source.loops, 0);
+  const exitOnProblem = options.onNonHealingAwsError === "exit";
+  const problemLog = new AwsProblemLog(getLogger("aws"));
+  let fatalProblem: AwsProblem | undefined;
+  // Assigned below, once the pollers exist; AWS calls start only after that.
+  let stopAll = (): void => {};
   const stepFunctions = new StepFunctions({
     ...(options.region ? { region: options.region } : {}),
     workerName: options.workerName,
     maxConcurrentPolls: totalLoops,
     onAwsError: (api, code) => metrics.awsErrors.inc({ api, code }),
+    onNonHealingError: (problem, api) => {
+      if (!exitOnProblem) {
+        problemLog.failed(problem, api);
+        return;
+      }
+      if (fatalProblem) return;
+      fatalProblem = problem;
+      log.error(`${problem.summary}: ${problem.hint}; exiting`, { api, code: problem.code });
+      stopAll();
+    },
+    onRecovered: () => problemLog.recovered(),
   });
   const pollers = options.sources.map(({ settings, loops, semaphoreFor }) => {
     const target = new HttpTarget(settings.targetUrl, loops, settings.targetHeaders);
@@ -78,6 +104,8 @@ export async function runPollers(options: PollerRuntimeOptions): Promise<number>
   const readiness = (): Readiness => {
     const reasons: string[] = [];
     if (shuttingDown) reasons.push("shutting down");
+    const problem = stepFunctions.problem;
+    if (problem) reasons.push(`AWS: ${problem.summary}: ${problem.hint}`);
     for (const poller of pollers) {
       const source = poller.settings.sourceName;
       if (poller.problem) reasons.push(`${source}: ${poller.problem}`);
@@ -133,6 +161,11 @@ export async function runPollers(options: PollerRuntimeOptions): Promise<number>
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  stopAll = () => {
+    // As on SIGTERM: no new polls, every task already taken is still run and reported.
+    shuttingDown = true;
+    for (const poller of pollers) poller.stop();
+  };
   // Last line of defence: every task path catches its own errors, so a rejection reaching here is
   // a bug; logging it keeps the other loops (and their tasks) alive instead of crashing the process.
   const onUnhandled = (reason: unknown): void => {
@@ -153,7 +186,7 @@ export async function runPollers(options: PollerRuntimeOptions): Promise<number>
     await Promise.all(pollers.map((poller, index) => poller.start(options.sources[index]?.loops ?? 1)));
     watch.final();
     log.info("every taken task is reported; exiting");
-    return 0;
+    return fatalProblem?.exitCode ?? 0;
   } catch (error) {
     log.error("poller runtime failed", { error: describeError(error) });
     return 1;
