@@ -11,12 +11,13 @@ import {
   startEmulator,
   type TaskRecord,
 } from "../../src/emulator/index.ts";
+import { MIN_LEASE_TTL_MS } from "../../src/semaphore/redis/limits.ts";
 import { awsEnvFor, CliProcess, writeTempFile } from "../support/cli.ts";
 import { RedisServer } from "../support/redis.ts";
 import { type TargetInstruction, TestTarget } from "../support/target-server.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const LEASE_TTL_MS = 2000;
+const LEASE_TTL_MS = MIN_LEASE_TTL_MS;
 
 describe("distributed maxConcurrency (3 local-mode processes, real Redis)", function () {
   this.timeout(120_000);

@@ -4,6 +4,7 @@
  */
 import { expect } from "chai";
 import { RedisConnection } from "../../src/semaphore/redis/connection.ts";
+import { MIN_LEASE_TTL_MS } from "../../src/semaphore/redis/limits.ts";
 import { RedisSemaphore } from "../../src/semaphore/redis/redis-semaphore.ts";
 import type { Permit } from "../../src/semaphore/semaphore.ts";
 import { RedisServer } from "../support/redis.ts";
@@ -73,7 +74,7 @@ describe("RedisSemaphore (real redis-server)", function () {
       connection,
       activityArn: ARN,
       limit: 3,
-      leaseTtlMs: 1500,
+      leaseTtlMs: MIN_LEASE_TTL_MS,
       ...options,
     });
     semaphores.push(semaphore);
@@ -494,16 +495,16 @@ describe("RedisSemaphore (real redis-server)", function () {
   });
 
   it("gives a crashed holder's permits back within the lease TTL", async () => {
-    const crashed = await process_({ limit: 2, leaseTtlMs: 1000 });
+    const crashed = await process_({ limit: 2, leaseTtlMs: MIN_LEASE_TTL_MS });
     await crashed.acquire(never);
     await crashed.acquire(never);
     // The "process" dies: connections cut, no release, no more refreshes.
     await connections[0]?.close();
-    const survivor = await process_({ limit: 2, leaseTtlMs: 1000 });
+    const survivor = await process_({ limit: 2, leaseTtlMs: MIN_LEASE_TTL_MS });
     const started = performance.now();
     await survivor.acquire(never);
     await survivor.acquire(never);
-    expect(performance.now() - started).to.be.within(100, 2000);
+    expect(performance.now() - started).to.be.within(100, MIN_LEASE_TTL_MS + 1000);
   });
 
   it("applies a lowered limit at the next acquisition: holders finish, nobody enters until under it", async () => {
@@ -542,7 +543,7 @@ describe("RedisSemaphore (real redis-server)", function () {
 
   it("fails closed while Redis is down, re-registers running leases when it is back, and resumes", async function () {
     if (!redis.restartable) this.skip();
-    const a = await process_({ limit: 2, leaseTtlMs: 3000, reconnectGraceMs: 500 });
+    const a = await process_({ limit: 2, leaseTtlMs: MIN_LEASE_TTL_MS, reconnectGraceMs: 500 });
     const running = await a.acquire(never);
     await redis.stopProcess();
     await until(() => !a.health().ready, 5000, "the semaphore to notice Redis is down");
@@ -565,15 +566,15 @@ describe("RedisSemaphore (real redis-server)", function () {
   });
 
   it("a lease lost to others stops new permits until its task finishes", async () => {
-    const a = await process_({ limit: 1, leaseTtlMs: 600 });
-    const b = await process_({ limit: 1, leaseTtlMs: 600 });
+    const a = await process_({ limit: 1 });
+    const b = await process_({ limit: 1 });
     const orphan = await a.acquire(never);
     // Simulate a long partition of A: its lease vanishes and B takes the only permit.
     const client = redis.client();
     await client.del(a.keys.holders);
     client.disconnect();
     const bPermit = await b.acquire(never);
-    await until(() => !a.health().ready, 3000, "A to find its lease lost");
+    await until(() => !a.health().ready, MIN_LEASE_TTL_MS, "A to find its lease lost (next refresh)");
     expect(a.health().reason).to.match(/lost/);
     await bPermit.release();
     let acquired: Permit | undefined;

@@ -54,6 +54,7 @@ import { abortError, checkLimit, type Permit, type Semaphore, type SemaphoreHeal
 import { WaiterQueue } from "../waiter-queue.ts";
 import { LuaScript, type RedisConnection } from "./connection.ts";
 import { type SemaphoreKeys, semaphoreKeys } from "./keys.ts";
+import { leaseTtlProblem } from "./limits.ts";
 import { ACQUIRE, REFRESH, RELEASE, TRANSFER, TURN_PREFIX, WAITING_PREFIX } from "./scripts.ts";
 
 const acquireScript = new LuaScript(ACQUIRE);
@@ -78,6 +79,7 @@ export interface RedisSemaphoreOptions {
   name?: string;
   /** Prefix of the permit ids (the worker name), so `ZRANGE` shows which pod holds what. */
   holderName?: string;
+  /** From MIN_LEASE_TTL_MS to MAX_LEASE_TTL_MS (limits.ts); the constructor throws otherwise. */
   leaseTtlMs?: number;
   recheckMs?: number;
   reconnectGraceMs?: number;
@@ -164,6 +166,8 @@ export class RedisSemaphore implements Semaphore {
     this.#scriptKeys = [this.keys.holders, this.keys.waiting, this.keys.queue];
     this.#limit = checkLimit(options.limit);
     this.#ttlMs = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
+    const ttlProblem = leaseTtlProblem(this.#ttlMs, `${this.#ttlMs}ms`);
+    if (ttlProblem) throw new RangeError(`RedisSemaphore leaseTtlMs: ${ttlProblem}`);
     this.#recheckMs = options.recheckMs ?? DEFAULT_RECHECK_MS;
     this.#graceMs = options.reconnectGraceMs ?? DEFAULT_RECONNECT_GRACE_MS;
     this.#localHandOverMs = options.localHandOverMs ?? DEFAULT_LOCAL_HAND_OVER_MS;
