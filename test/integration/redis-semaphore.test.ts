@@ -494,6 +494,67 @@ describe("RedisSemaphore (real redis-server)", function () {
     await bPermit.release();
   });
 
+  /** Remaining ms of the holders key's TTL (-2: gone). */
+  async function holdersPttl(semaphore: RedisSemaphore): Promise<number> {
+    const client = redis.client();
+    try {
+      return await client.pttl(semaphore.keys.holders);
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  it("a process with a short lease TTL never shortens the leases of one with a long TTL", async () => {
+    const longTtl = 60_000;
+    const a = await process_({ limit: 3, leaseTtlMs: longTtl });
+    const b = await process_({ limit: 4, leaseTtlMs: MIN_LEASE_TTL_MS, recheckMs: 10_000 });
+    const c = await process_({ limit: 3, leaseTtlMs: longTtl });
+    // What the callers hold (tasks running), not Redis's bookkeeping.
+    let running = 0;
+    let peak = 0;
+    const take = async (semaphore: RedisSemaphore, signal: AbortSignal): Promise<Permit | undefined> => {
+      const permit = await semaphore_(semaphore, signal);
+      if (permit) {
+        running += 1;
+        peak = Math.max(peak, running);
+      }
+      return permit;
+    };
+    const give = async (permit: Permit | undefined): Promise<void> => {
+      if (!permit) return;
+      running -= 1;
+      await permit.release();
+    };
+    const aPermits = [await take(a, never), await take(a, never)];
+    const outlivesA = longTtl - 10_000; // A's leases still have about longTtl to go
+    // ACQUIRE with the short TTL.
+    const b1 = await take(b, never);
+    expect(await holdersPttl(a), "after B's acquire").to.be.above(outlivesA);
+    // TRANSFER with the short TTL: a lowered limit makes B hand its permit over through Redis.
+    b.setLimit(3);
+    const b2Pending = pending(take(b, never)); // refused: 3 held
+    await sleep(100);
+    await give(b1);
+    const b2 = await b2Pending;
+    expect(await holdersPttl(a), "after B's transfer").to.be.above(outlivesA);
+    // REFRESH with the short TTL (every third of it).
+    await sleep(MIN_LEASE_TTL_MS / 3 + 500);
+    expect(await holdersPttl(a), "after B's refresh").to.be.above(outlivesA);
+    await give(b2);
+    // Past every lease B's TTL could have set: A's two leases are still counted.
+    await sleep(MIN_LEASE_TTL_MS + 500);
+    expect(await holders(), "A's leases").to.equal(2);
+    const giveUp = new AbortController();
+    const fromC = [take(c, giveUp.signal), take(c, giveUp.signal), take(c, giveUp.signal)];
+    await until(() => c.held() === 1, 5000, "C to take the one free permit");
+    await sleep(500);
+    giveUp.abort();
+    const cPermits = await Promise.all(fromC);
+    expect(cPermits.filter(Boolean), "C's permits").to.have.length(1);
+    expect(peak, "tasks running at once").to.equal(3);
+    for (const permit of [...aPermits, ...cPermits]) await give(permit);
+  });
+
   it("gives a crashed holder's permits back within the lease TTL", async () => {
     const crashed = await process_({ limit: 2, leaseTtlMs: MIN_LEASE_TTL_MS });
     await crashed.acquire(never);

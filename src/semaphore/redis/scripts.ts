@@ -12,6 +12,9 @@
  *   both sets together: when all the process's waiters were granted, when it says it no longer
  *   waits, or when the `waiting` entry expires.
  * The keys themselves expire when their last member would, so an abandoned semaphore leaves nothing.
+ * Never earlier: processes of one activity may run with different lease TTLs, so the holders key
+ * expires at its latest lease's expiry (`expireHolders`), not after the caller's own TTL, and the
+ * waiting keys' expiry is only ever extended.
  *
  * Turns between processes: a release does not wake every waiting process (the first to answer would
  * win, always the same one when one pod answers faster). For each permit it frees it publishes
@@ -47,6 +50,18 @@ const PRELUDE = `${NOW}
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local limit = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
+`;
+
+/**
+ * Defines `expireHolders()`: the holders key expires when its latest lease does (a lease's score is
+ * its expiry in server ms, the clock key expiry uses too), so that a caller with a short TTL never
+ * cuts the leases of processes with longer ones. Call it after adding or extending leases.
+ */
+const EXPIRE_HOLDERS = `
+local function expireHolders()
+  local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+  if #last == 2 then redis.call('PEXPIREAT', KEYS[1], last[2]) end
+end
 `;
 
 /** How a process announces on the channel that it waits: this prefix, then its id. */
@@ -124,6 +139,7 @@ end
  * crashed holder's permit is picked up without a release message.
  */
 export const ACQUIRE = `${PRELUDE}
+${EXPIRE_HOLDERS}
 ${PRUNE_WAITING}
 local turns = tonumber(ARGV[6])
 local free = limit - redis.call('ZCARD', KEYS[1])
@@ -134,7 +150,7 @@ for i = 7, #ARGV do
   redis.call('ZADD', KEYS[1], now + ttl, ARGV[i])
   granted = granted + 1
 end
-if granted > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+if granted > 0 then expireHolders() end
 if granted < #ARGV - 6 then
   local waitingTtl = tonumber(ARGV[4])
   if redis.call('ZADD', KEYS[2], now + waitingTtl, ARGV[3]) == 1 then
@@ -174,6 +190,7 @@ return {granted, wait}
  * re-taken lease whose permit was released meanwhile.
  */
 export const REFRESH = `${PRELUDE}
+${EXPIRE_HOLDERS}
 local lost = {}
 local reacquired = {}
 for i = 4, #ARGV do
@@ -186,7 +203,7 @@ for i = 4, #ARGV do
     table.insert(lost, ARGV[i])
   end
 end
-if redis.call('ZCARD', KEYS[1]) > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+expireHolders()
 ${PRUNE_WAITING}
 ${countOthers("ARGV[3]")}
 local result = {others, #reacquired}
@@ -226,11 +243,12 @@ return {removed, others}
  * on channel ARGV[3] like RELEASE (returns 0).
  */
 export const TRANSFER = `${PRELUDE}
+${EXPIRE_HOLDERS}
 ${GIVE_TURNS}
 redis.call('ZREM', KEYS[1], ARGV[5])
 if redis.call('ZCARD', KEYS[1]) < limit then
   redis.call('ZADD', KEYS[1], now + ttl, ARGV[6])
-  redis.call('PEXPIRE', KEYS[1], ttl)
+  expireHolders()
   return 1
 end
 giveTurns(1, ARGV[4], ARGV[3])
