@@ -2,8 +2,12 @@
  * The Redis semaphore against a real redis-server. Each `RedisConnection` stands for one process
  * (its own connections, its own semaphore object), as pods would be.
  */
+import { Writable } from "node:stream";
 import { expect } from "chai";
+import winston from "winston";
+import { getLogger } from "../../src/observability/logger.ts";
 import { RedisConnection } from "../../src/semaphore/redis/connection.ts";
+import { semaphoreKeys } from "../../src/semaphore/redis/keys.ts";
 import { MIN_LEASE_TTL_MS } from "../../src/semaphore/redis/limits.ts";
 import { RedisSemaphore } from "../../src/semaphore/redis/redis-semaphore.ts";
 import type { Permit } from "../../src/semaphore/semaphore.ts";
@@ -57,6 +61,9 @@ describe("RedisSemaphore (real redis-server)", function () {
     unhandled = [];
     const client = redis.client();
     await client.flushall();
+    // The semaphore already exists, its first window long over (a new one grants nothing for one
+    // lease TTL: the data-loss tests below delete this to see that).
+    await client.hset(semaphoreKeys(ARN).epoch, { since: 0, until: 0 });
     client.disconnect();
   });
 
@@ -604,7 +611,7 @@ describe("RedisSemaphore (real redis-server)", function () {
 
   it("fails closed while Redis is down, re-registers running leases when it is back, and resumes", async function () {
     if (!redis.restartable) this.skip();
-    const a = await process_({ limit: 2, leaseTtlMs: MIN_LEASE_TTL_MS, reconnectGraceMs: 500 });
+    const a = await process_({ limit: 2, leaseTtlMs: MIN_LEASE_TTL_MS });
     const running = await a.acquire(never);
     await redis.stopProcess();
     await until(() => !a.health().ready, 5000, "the semaphore to notice Redis is down");
@@ -617,13 +624,174 @@ describe("RedisSemaphore (real redis-server)", function () {
     await sleep(1500);
     expect(acquired, "no permit while Redis is down").to.equal(false);
     await redis.startProcess(); // without persistence: every lease is gone
-    await until(() => acquired, 8000, "a permit after Redis came back");
+    // After the window in which running tasks re-register (one lease TTL).
+    await until(() => acquired, MIN_LEASE_TTL_MS + 5000, "a permit after Redis came back");
     // The task that was running when Redis died is counted again, next to the new permit.
     expect(await holders()).to.equal(2);
     await (await waiting).release();
     await running.release();
     expect(await holders()).to.equal(0);
     expect(a.health().ready).to.equal(true);
+  });
+
+  /** Tasks running at once, as the semaphores' callers count them (not Redis's bookkeeping). */
+  function taskCounter() {
+    let running = 0;
+    let peak = 0;
+    return {
+      /** Acquires (undefined once `signal` aborts) and counts the task as running. */
+      async take(semaphore: RedisSemaphore, signal: AbortSignal): Promise<Permit | undefined> {
+        const permit = await semaphore_(semaphore, signal);
+        if (permit) {
+          running += 1;
+          peak = Math.max(peak, running);
+        }
+        return permit;
+      },
+      async give(permit: Permit | undefined): Promise<void> {
+        if (!permit) return;
+        running -= 1;
+        await permit.release();
+      },
+      get peak() {
+        return peak;
+      },
+    };
+  }
+
+  /** The epoch hash as numbers, and the Redis server's time (ms). */
+  async function epochAndNow(): Promise<{ since: number; until: number; now: number }> {
+    const client = redis.client();
+    try {
+      const epoch = await client.hgetall(semaphoreKeys(ARN).epoch);
+      const [seconds, micros] = await client.time();
+      const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+      return { since: Number(epoch.since), until: Number(epoch.until), now };
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  /** Records what is logged at info level or above while `run` runs. */
+  async function withLogs<T>(run: (records: Array<Record<string, unknown>>) => Promise<T>): Promise<T> {
+    const records: Array<Record<string, unknown>> = [];
+    const stream = new Writable({
+      objectMode: true,
+      write(info: Record<string, unknown>, _encoding, callback) {
+        records.push(info);
+        callback();
+      },
+    });
+    const transport = new winston.transports.Stream({ stream, level: "info" });
+    // Every logger is a child of one root: a transport added through any of them sees all records.
+    const anchor = getLogger("test");
+    anchor.add(transport);
+    try {
+      return await run(records);
+    } finally {
+      anchor.remove(transport);
+    }
+  }
+
+  it("a new semaphore grants nothing for one lease TTL, says so once, and grants when it ends without polling", async () => {
+    const client = redis.client();
+    try {
+      await client.del(semaphoreKeys(ARN).epoch); // as Redis sees a new semaphore, or lost data
+      await withLogs(async (records) => {
+        // A re-check every 100 ms would ask about 60 times during the window.
+        const a = await process_({ limit: 2, recheckMs: 100 });
+        const callsBefore = await scriptCalls(client);
+        const permits = [pending(a.acquire(never)), pending(a.acquire(never))];
+        await sleep(500);
+        expect(a.held(), "permits granted at once").to.equal(0);
+        await until(() => a.held() === 2, MIN_LEASE_TTL_MS + 5000, "the grants after the window");
+        const calls = (await scriptCalls(client)) - callsBefore;
+        const { since, until: end } = await epochAndNow();
+        expect(end - since, "the window: one lease TTL").to.equal(MIN_LEASE_TTL_MS);
+        // Granted no earlier than the window's end: a lease's score is its grant time + TTL.
+        const scores = await client.zrange(a.keys.holders, "0", "-1", "WITHSCORES");
+        for (const score of scores.filter((_, i) => i % 2 === 1)) {
+          expect(Number(score) - MIN_LEASE_TTL_MS).to.be.at.least(end);
+        }
+        expect(calls, "acquire calls: refused once, then granted at the window's end").to.be.at.most(3);
+        const windowLogs = records.filter((r) => String(r.message).startsWith("Redis has no record"));
+        expect(windowLogs.map((r) => [r.level, r.message])).to.deep.equal([
+          [
+            "info",
+            "Redis has no record of this semaphore (new, or Redis lost its data): granting no new permits for 6s while running tasks re-register",
+          ],
+        ]);
+        for (const permit of permits) await (await permit).release();
+      });
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it("keeps the limit when Redis restarts empty: a process connecting as it comes back waits for running tasks to re-register", async function () {
+    if (!redis.restartable) this.skip();
+    const tasks = taskCounter();
+    const a = await process_({ limit: 3 });
+    const aPermits = [await tasks.take(a, never), await tasks.take(a, never), await tasks.take(a, never)];
+    await redis.stopProcess(); // SIGKILL, no persistence: every lease and the epoch are gone
+    await until(() => !a.health().ready, 5000, "A to notice Redis is down");
+    await redis.startProcess();
+    // A new pod starting now (a rollout, a replaced node): it has never seen this Redis before.
+    const b = await process_({ limit: 3, recheckMs: 200 });
+    const giveUp = new AbortController();
+    const fromB = [tasks.take(b, giveUp.signal), tasks.take(b, giveUp.signal), tasks.take(b, giveUp.signal)];
+    await until(async () => (await holders()) === 3, 5000, "A's running tasks to be counted again");
+    expect(b.held(), "B's permits while A's three tasks run").to.equal(0);
+    // Past the window (B asks again at its end): still no room while A's tasks run.
+    const { until: end } = await epochAndNow();
+    await until(async () => (await epochAndNow()).now > end + 500, MIN_LEASE_TTL_MS + 5000, "the window");
+    expect(b.held(), "B's permits while A's three tasks run").to.equal(0);
+    expect(a.health().ready, "A lost no lease").to.equal(true);
+    for (const permit of aPermits) await tasks.give(permit);
+    await until(() => b.held() === 3, 5000, "B to take the permits A's finished tasks freed");
+    giveUp.abort();
+    for (const permit of await Promise.all(fromB)) await tasks.give(permit);
+    expect(tasks.peak, "tasks running at once").to.equal(3);
+  });
+
+  it("extends the data-loss window to the longest lease TTL a holder re-registers with, for its peers", async function () {
+    if (!redis.restartable) this.skip();
+    const tasks = taskCounter();
+    const longTtl = 2 * MIN_LEASE_TTL_MS;
+    const l1 = await process_({ limit: 3, leaseTtlMs: longTtl });
+    const l2 = await process_({ limit: 3, leaseTtlMs: longTtl });
+    const [l1Connection, l2Connection] = connections as [RedisConnection, RedisConnection];
+    const held = [await tasks.take(l1, never), await tasks.take(l2, never)];
+    await redis.stopProcess();
+    await until(() => !l1.health().ready && !l2.health().ready, 5000, "both to notice Redis is down");
+    // Their connections come back when the test says: L1 within the short window, L2 after it.
+    l1Connection.client.disconnect();
+    l2Connection.client.disconnect();
+    await redis.startProcess();
+    const s = await process_({ limit: 3, leaseTtlMs: MIN_LEASE_TTL_MS, recheckMs: 200 });
+    const giveUp = new AbortController();
+    const fromS = [tasks.take(s, giveUp.signal), tasks.take(s, giveUp.signal), tasks.take(s, giveUp.signal)];
+    await until(async () => s.held() > 0 || (await epochAndNow()).until > 0, 5000, "S's first acquisition");
+    expect(s.held(), "S's permits while the holders cannot re-register yet").to.equal(0);
+    const opened = await epochAndNow();
+    expect(opened.until - opened.since, "S opened a window of its own TTL").to.equal(MIN_LEASE_TTL_MS);
+    await l1Connection.client.connect();
+    await until(async () => (await holders()) === 1, 5000, "L1 to re-register");
+    const extended = await epochAndNow();
+    expect(extended.until - extended.since, "L1 extended it to its TTL").to.equal(longTtl);
+    // Past S's own window: S takes nothing, so L2's task still finds its permit when it re-registers.
+    await until(async () => (await epochAndNow()).now > opened.until + 500, 10_000, "S's own window");
+    expect(s.held(), "S's permits within L1's window").to.equal(0);
+    await l2Connection.client.connect();
+    await until(async () => (await holders()) === 2, 5000, "L2 to re-register");
+    expect(l2.health().ready, "L2 lost no lease").to.equal(true);
+    await until(() => s.held() === 1, longTtl + 5000, "S to take the free permit after the window");
+    await sleep(300);
+    giveUp.abort();
+    const sPermits = await Promise.all(fromS);
+    expect(sPermits.filter(Boolean), "S's permits").to.have.length(1);
+    expect(tasks.peak, "tasks running at once").to.equal(3);
+    for (const permit of [...held, ...sPermits]) await tasks.give(permit);
   });
 
   it("a lease lost to others stops new permits until its task finishes", async () => {

@@ -46,6 +46,7 @@ describe("semaphore keys", () => {
       released: `${tag}:released`,
       waiting: `${tag}:waiting`,
       queue: `${tag}:queue`,
+      epoch: `${tag}:epoch`,
     });
   });
 });

@@ -43,9 +43,13 @@
  *   grant any): its waiters get the leases its loops release.
  * - Fail closed: no new permit while Redis is unreachable, while any held lease has not been
  *   confirmed within its TTL, or while a lease that was lost (and could not be taken again) is still
- *   held by a running task. After a reconnect, held leases are re-registered at once and new
- *   acquisitions wait `reconnectGraceMs`, so that every process's running tasks are counted again
- *   before anyone takes more (Redis restarted without persistence loses all leases).
+ *   held by a running task. After a reconnect, held leases are re-registered at once.
+ * - Data loss: when Redis has no record of the semaphore (it is new, or Redis restarted without
+ *   persistence and lost every lease), the scripts grant no new permit for one lease TTL (the
+ *   longest any process reports meanwhile) while running tasks re-register (scripts.ts, "Data
+ *   loss"). Decided by Redis for every process alike, including one that connects for the first
+ *   time. A refused acquisition says how long is left; this process logs it once and asks again
+ *   when the window ends, without polling meanwhile. Local hand-overs go on: they take no new permit.
  * - Every Redis failure is caught and counted; none becomes an unhandled rejection.
  */
 import { randomUUID } from "node:crypto";
@@ -65,7 +69,6 @@ const transferScript = new LuaScript(TRANSFER);
 /** Defaults, documented in the README. */
 export const DEFAULT_LEASE_TTL_MS = 15_000;
 export const DEFAULT_RECHECK_MS = 1_000;
-export const DEFAULT_RECONNECT_GRACE_MS = 2_000;
 export const DEFAULT_LOCAL_HAND_OVER_MS = 1_000;
 /** Long enough for a woken process to run its acquire script; short enough not to idle a permit. */
 export const DEFAULT_YIELD_MS = 10;
@@ -82,7 +85,6 @@ export interface RedisSemaphoreOptions {
   /** From MIN_LEASE_TTL_MS to MAX_LEASE_TTL_MS (limits.ts); the constructor throws otherwise. */
   leaseTtlMs?: number;
   recheckMs?: number;
-  reconnectGraceMs?: number;
   /** How long a lease may pass between this process's own loops before it goes back to Redis. */
   localHandOverMs?: number;
   /** How long this process's waiters hold back after it gave a permit back to a waiting process. */
@@ -108,7 +110,6 @@ export class RedisSemaphore implements Semaphore {
   readonly #connection: RedisConnection;
   readonly #ttlMs: number;
   readonly #recheckMs: number;
-  readonly #graceMs: number;
   readonly #localHandOverMs: number;
   readonly #yieldMs: number;
   /** Held above `recheckMs` so that a waiting process never drops out of the waiting set. */
@@ -134,7 +135,13 @@ export class RedisSemaphore implements Semaphore {
   #recheckTimer: NodeJS.Timeout | undefined;
   #recheckAt = Number.POSITIVE_INFINITY;
   #refreshTimer: NodeJS.Timeout | undefined;
-  #graceUntil = 0;
+  /**
+   * Until then (monotonic ms, no earlier than Redis's own end), Redis grants no new permit: it had no
+   * record of the semaphore (see "Data loss"). Pumps do not ask before then.
+   */
+  #windowUntil = 0;
+  /** Whether the last acquisition was refused for that window (it is logged once per window). */
+  #inWindow = false;
   /** Released leases kept for the rest of this event-loop turn (see `#keepIdle`). */
   readonly #idle: string[] = [];
   #idleFlush: NodeJS.Immediate | undefined;
@@ -157,19 +164,17 @@ export class RedisSemaphore implements Semaphore {
   #turns = 0;
   /** Pending check that takes this process off the waiting list (see `#unlistWhenServed`). */
   #unlistCheck: NodeJS.Immediate | undefined;
-  #everReady: boolean;
   #closed = false;
 
   constructor(options: RedisSemaphoreOptions) {
     this.#connection = options.connection;
     this.keys = semaphoreKeys(options.activityArn);
-    this.#scriptKeys = [this.keys.holders, this.keys.waiting, this.keys.queue];
+    this.#scriptKeys = [this.keys.holders, this.keys.waiting, this.keys.queue, this.keys.epoch];
     this.#limit = checkLimit(options.limit);
     this.#ttlMs = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
     const ttlProblem = leaseTtlProblem(this.#ttlMs, `${this.#ttlMs}ms`);
     if (ttlProblem) throw new RangeError(`RedisSemaphore leaseTtlMs: ${ttlProblem}`);
     this.#recheckMs = options.recheckMs ?? DEFAULT_RECHECK_MS;
-    this.#graceMs = options.reconnectGraceMs ?? DEFAULT_RECONNECT_GRACE_MS;
     this.#localHandOverMs = options.localHandOverMs ?? DEFAULT_LOCAL_HAND_OVER_MS;
     this.#yieldMs = options.yieldMs ?? DEFAULT_YIELD_MS;
     this.#waitingTtlMs = 3 * this.#recheckMs;
@@ -177,7 +182,6 @@ export class RedisSemaphore implements Semaphore {
     this.#holderName = options.holderName ?? "holder";
     this.#onLeasesLost = options.onLeasesLost;
     this.#log = getLogger("semaphore", { source: options.name ?? options.activityArn });
-    this.#everReady = this.#connection.ready;
 
     this.#unsubscribe.push(
       this.#connection.subscribe(this.keys.released, (message) => {
@@ -277,7 +281,6 @@ export class RedisSemaphore implements Semaphore {
     }
     if (lost > 0) return `${lost} lease(s) lost while their tasks run; waiting for them to finish`;
     if (unconfirmed) return "leases not confirmed by Redis within their TTL";
-    if (now < this.#graceUntil) return "re-registering leases after reconnecting to Redis";
     return undefined;
   }
 
@@ -295,8 +298,13 @@ export class RedisSemaphore implements Semaphore {
         this.#pumpAgain = false;
         while (this.#waiters.length > 0 && !this.#closed) {
           if (this.#blockedReason()) {
-            const graceLeft = this.#graceUntil - performance.now();
-            this.#scheduleRecheck(graceLeft > 0 ? graceLeft + 1 : this.#recheckMs);
+            this.#scheduleRecheck(this.#recheckMs);
+            break;
+          }
+          // Nothing can be granted before the window ends: no turn or wake-up asks sooner.
+          const windowLeft = this.#windowUntil - performance.now();
+          if (windowLeft > 0) {
+            this.#scheduleRecheck(windowLeft + 1, { uncapped: true });
             break;
           }
           const yieldLeft = this.#yieldUntil - performance.now();
@@ -315,7 +323,7 @@ export class RedisSemaphore implements Semaphore {
           const confirmedAt = performance.now();
           const turns = this.#turns;
           this.#turns = 0;
-          const [granted, earliestExpiryMs] = (await acquireScript.run(
+          const [granted, earliestExpiryMs, windowMs] = (await acquireScript.run(
             this.#connection.client,
             this.#scriptKeys,
             [
@@ -327,7 +335,22 @@ export class RedisSemaphore implements Semaphore {
               turns,
               ...ids,
             ],
-          )) as [number, number];
+          )) as [number, number, number];
+          if (windowMs > 0) {
+            // Measured from the answer, so it ends no earlier than Redis's window.
+            this.#windowUntil = performance.now() + windowMs;
+            this.#listed = false; // the script took this process off the waiting sets
+            if (!this.#inWindow) {
+              this.#inWindow = true;
+              this.#log.info(
+                `Redis has no record of this semaphore (new, or Redis lost its data): granting no new permits for ${Math.ceil(windowMs / 1000)}s while running tasks re-register`,
+                { windowMs },
+              );
+            }
+            this.#scheduleRecheck(windowMs + 1, { uncapped: true });
+            break;
+          }
+          this.#inWindow = false;
           this.#listed = granted < batch.length;
           if (granted > 0) this.#confirmLimit(generation);
           const orphans: string[] = [];
@@ -583,17 +606,22 @@ export class RedisSemaphore implements Semaphore {
     }
   }
 
+  /**
+   * Re-registers held leases at once (a Redis that restarted empty has lost them; its scripts hold
+   * new grants back meanwhile, see "Data loss"), then lets waiters ask.
+   */
   #onReconnect(): void {
-    if (this.#everReady) this.#graceUntil = performance.now() + this.#graceMs;
-    this.#everReady = true;
-    void this.#refresh().finally(() =>
-      this.#scheduleRecheck(Math.max(10, this.#graceUntil - performance.now())),
-    );
+    void this.#refresh().finally(() => this.#scheduleRecheck(0));
   }
 
-  #scheduleRecheck(delayMs: number): void {
+  /**
+   * Runs the pump after `delayMs`, or sooner if already due sooner. Capped at `recheckMs` (a lost
+   * message or an expired lease costs at most that) unless `uncapped`: a data-loss window, during
+   * which nothing can be granted.
+   */
+  #scheduleRecheck(delayMs: number, { uncapped = false } = {}): void {
     if (this.#closed) return;
-    const delay = Math.min(Math.max(0, delayMs), this.#recheckMs);
+    const delay = Math.max(0, uncapped ? delayMs : Math.min(delayMs, this.#recheckMs));
     const at = performance.now() + delay;
     if (this.#recheckTimer && at >= this.#recheckAt) return;
     clearTimeout(this.#recheckTimer);
