@@ -8,8 +8,9 @@ import winston from "winston";
 import { getLogger } from "../../src/observability/logger.ts";
 import { RedisConnection } from "../../src/semaphore/redis/connection.ts";
 import { semaphoreKeys } from "../../src/semaphore/redis/keys.ts";
-import { MIN_LEASE_TTL_MS } from "../../src/semaphore/redis/limits.ts";
+import { COMMAND_TIMEOUT_MS, MIN_LEASE_TTL_MS } from "../../src/semaphore/redis/limits.ts";
 import { RedisSemaphore } from "../../src/semaphore/redis/redis-semaphore.ts";
+import { ACQUIRE, REFRESH, RELEASE, TRANSFER } from "../../src/semaphore/redis/scripts.ts";
 import type { Permit } from "../../src/semaphore/semaphore.ts";
 import { RedisServer } from "../support/redis.ts";
 
@@ -792,6 +793,62 @@ describe("RedisSemaphore (real redis-server)", function () {
     expect(sPermits.filter(Boolean), "S's permits").to.have.length(1);
     expect(tasks.peak, "tasks running at once").to.equal(3);
     for (const permit of [...held, ...sPermits]) await tasks.give(permit);
+  });
+
+  /**
+   * Makes Redis hold every client's commands for `ms`, longer than the client's command timeout: the
+   * client gives up on a script call that Redis then runs (the reply is lost, the effect is not).
+   */
+  async function pauseRedis(ms: number): Promise<void> {
+    const client = redis.client();
+    try {
+      // Loaded, as in a Redis that has served the semaphore for a while: a script called by its SHA
+      // for the first time would fail with NOSCRIPT when the pause ends instead of running.
+      for (const script of [ACQUIRE, REFRESH, RELEASE, TRANSFER]) await client.script("LOAD", script);
+      await client.call("CLIENT", "PAUSE", String(ms));
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  it("gives back the permits of an acquisition that timed out but ran, long before their TTL", async () => {
+    const longTtl = 60_000; // an orphaned lease would keep its permit this long
+    const a = await process_({ limit: 2, leaseTtlMs: longTtl });
+    const b = await process_({ limit: 2, leaseTtlMs: longTtl });
+    await pauseRedis(COMMAND_TIMEOUT_MS + 1000);
+    const fromA = a.acquire(never); // its first call times out; Redis runs it when the pause ends
+    const aPermit = await fromA; // granted by a retry
+    // The other permit is free: the timed-out call's lease was given back.
+    const giveUp = new AbortController();
+    const timer = setTimeout(() => giveUp.abort(), 10_000);
+    const bPermit = await semaphore_(b, giveUp.signal);
+    clearTimeout(timer);
+    expect(bPermit, "B's permit (the timed-out call's lease would hold it for 60 s)").to.not.equal(undefined);
+    expect(await holders()).to.equal(2);
+    await aPermit.release();
+    await bPermit?.release();
+  });
+
+  it("gives back the new lease of a hand-over that timed out but ran", async () => {
+    const longTtl = 60_000; // an orphaned lease would keep its permit this long
+    const a = await process_({ limit: 3, leaseTtlMs: longTtl });
+    const held = [await a.acquire(never), await a.acquire(never)];
+    a.setLimit(2); // lowered: a hand-over goes through Redis (TRANSFER) until a grant confirms it
+    const giveUp = new AbortController();
+    const waiter = semaphore_(a, giveUp.signal); // a's own leases reach the limit: it waits here
+    await sleep(50);
+    await pauseRedis(COMMAND_TIMEOUT_MS + 1000);
+    // To the waiter through TRANSFER, whose call times out; Redis runs it when the pause ends.
+    await held[0]?.release();
+    const timer = setTimeout(() => giveUp.abort(), 10_000);
+    const permit = await waiter;
+    clearTimeout(timer);
+    expect(permit, "the waiter's permit (the lost hand-over's lease would hold it for 60 s)").to.not.equal(
+      undefined,
+    );
+    expect(await holders()).to.equal(2);
+    await permit?.release();
+    await held[1]?.release();
   });
 
   it("a lease lost to others stops new permits until its task finishes", async () => {

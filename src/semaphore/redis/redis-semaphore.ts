@@ -50,6 +50,9 @@
  *   loss"). Decided by Redis for every process alike, including one that connects for the first
  *   time. A refused acquisition says how long is left; this process logs it once and asks again
  *   when the window ends, without polling meanwhile. Local hand-overs go on: they take no new permit.
+ * - Retry-safe: lease ids are chosen here before a call. When an acquisition or a hand-over fails
+ *   (a command timeout does not mean the script did not run), its new ids are released at once and
+ *   kept pending until a release succeeds, so a lost reply costs no capacity until the leases' TTL.
  * - Every Redis failure is caught and counted; none becomes an unhandled rejection.
  */
 import { randomUUID } from "node:crypto";
@@ -120,7 +123,10 @@ export class RedisSemaphore implements Semaphore {
   readonly #log: Logger;
   readonly #waiters = new WaiterQueue<Permit>();
   readonly #held = new Map<string, Lease>();
-  /** Releases that could not reach Redis; sent again when it is back (else their TTL cleans up). */
+  /**
+   * Releases that could not reach Redis, and ids of failed acquisitions and hand-overs that Redis may
+   * still have granted; sent again by each refresh and by close (else their TTL cleans up).
+   */
   readonly #pendingReleases = new Set<string>();
   readonly #unsubscribe: Array<() => void> = [];
   #limit: number;
@@ -293,6 +299,8 @@ export class RedisSemaphore implements Semaphore {
     // Only holding back (`yieldMs`) keeps a turn for the acquisition that follows; any other way out
     // of this pump means the turns were answered, or cannot be (see `#turns`).
     let holdingBack = false;
+    /** Ids of an acquisition on its way: if it fails, Redis may still have granted them. */
+    let asked: string[] = [];
     try {
       do {
         this.#pumpAgain = false;
@@ -323,6 +331,7 @@ export class RedisSemaphore implements Semaphore {
           const confirmedAt = performance.now();
           const turns = this.#turns;
           this.#turns = 0;
+          asked = ids;
           const [granted, earliestExpiryMs, windowMs] = (await acquireScript.run(
             this.#connection.client,
             this.#scriptKeys,
@@ -336,6 +345,7 @@ export class RedisSemaphore implements Semaphore {
               ...ids,
             ],
           )) as [number, number, number];
+          asked = [];
           if (windowMs > 0) {
             // Measured from the answer, so it ends no earlier than Redis's window.
             this.#windowUntil = performance.now() + windowMs;
@@ -373,6 +383,11 @@ export class RedisSemaphore implements Semaphore {
     } catch (error) {
       this.#connection.recordError("acquire", error);
       this.#log.debug("acquire failed; will retry", { error: describeError(error) });
+      // A timeout does not say the script did not run: leases it granted would be held by nobody
+      // until their TTL. Give the ids back at once, and keep them in the pending releases (sent again
+      // by each refresh, and by close) until a release of them succeeds.
+      for (const id of asked) this.#pendingReleases.add(id);
+      if (asked.length > 0) void this.#releaseIds(asked);
       this.#scheduleRecheck(this.#recheckMs);
     } finally {
       this.#pumping = false;
@@ -396,8 +411,9 @@ export class RedisSemaphore implements Semaphore {
         this.#held.delete(id);
         const yielding = lease !== undefined && this.#handOverExpired(lease);
         const next = yielding || this.#blockedReason() ? undefined : this.#waiters.head(1)[0];
-        if (next && (await this.#transfer(id, next))) return;
-        const othersWaiting = await this.#releaseIds([id]);
+        const giveBack = next ? await this.#transfer(id, next) : [id];
+        if (giveBack.length === 0) return;
+        const othersWaiting = await this.#releaseIds(giveBack);
         // Also holds back a loop of this process that asks again right after this release.
         if (yielding && othersWaiting > 0) this.#yieldUntil = performance.now() + this.#yieldMs;
         void this.#pump();
@@ -488,10 +504,11 @@ export class RedisSemaphore implements Semaphore {
 
   /**
    * Gives a released permit to a local waiter through Redis, which checks the limit (one round trip
-   * instead of a release and an acquire): used while a lowered limit is not yet confirmed. Returns
-   * false when it could not (Redis failed); the caller then releases as usual.
+   * instead of a release and an acquire): used while a lowered limit is not yet confirmed. Resolves
+   * to the ids the caller must still release: none when done, or when the call failed, the released
+   * lease and the new one (a timed-out call may still have run and added it, held by nobody).
    */
-  async #transfer(id: string, waiter: Parameters<WaiterQueue<Permit>["resolve"]>[0]): Promise<boolean> {
+  async #transfer(id: string, waiter: Parameters<WaiterQueue<Permit>["resolve"]>[0]): Promise<string[]> {
     const nextId = this.#newId();
     const generation = this.#limitGeneration;
     const confirmedAt = performance.now();
@@ -507,9 +524,10 @@ export class RedisSemaphore implements Semaphore {
       ]);
     } catch (error) {
       this.#connection.recordError("release", error);
-      return false;
+      this.#pendingReleases.add(nextId); // until a release of it succeeds, as for a failed acquire
+      return [id, nextId];
     }
-    if (moved !== 1) return true; // released (and announced) by the script
+    if (moved !== 1) return []; // released (and announced) by the script
     this.#confirmLimit(generation);
     this.#held.set(nextId, { id: nextId, grantedAt: confirmedAt, confirmedAt, lost: false });
     if (!this.#waiters.resolve(waiter, this.#permit(nextId))) {
@@ -519,7 +537,7 @@ export class RedisSemaphore implements Semaphore {
       void this.#pump();
     }
     // A hand-over frees no capacity: no pump (it would only try, and fail, to acquire).
-    return true;
+    return [];
   }
 
   #newId(): string {
