@@ -795,6 +795,39 @@ describe("RedisSemaphore (real redis-server)", function () {
     for (const permit of [...held, ...sPermits]) await tasks.give(permit);
   });
 
+  it("announces a data-loss window: holders re-register at once, not at their next refresh", async () => {
+    const tasks = taskCounter();
+    const longTtl = 4 * MIN_LEASE_TTL_MS; // refreshed every 8 s: after a window of the short TTL
+    const l = await process_({ limit: 3, leaseTtlMs: longTtl });
+    const held = [await tasks.take(l, never), await tasks.take(l, never)];
+    // Redis loses the semaphore's data without dropping a connection (as FLUSHALL would).
+    const client = redis.client();
+    try {
+      const { holders: h, waiting, queue, epoch } = l.keys;
+      await client.del(h, waiting, queue, epoch);
+    } finally {
+      client.disconnect();
+    }
+    const s = await process_({ limit: 3, leaseTtlMs: MIN_LEASE_TTL_MS, recheckMs: 200 });
+    const giveUp = new AbortController();
+    const fromS = [tasks.take(s, giveUp.signal), tasks.take(s, giveUp.signal), tasks.take(s, giveUp.signal)];
+    await until(async () => s.held() > 0 || (await epochAndNow()).until > 0, 5000, "S's first acquisition");
+    const opened = await epochAndNow();
+    // Past the window S opened, and before L's next refresh: L's tasks are counted, S took nothing.
+    await until(
+      async () => (await epochAndNow()).now > opened.since + MIN_LEASE_TTL_MS + 500,
+      10_000,
+      "S's window",
+    );
+    expect(s.held(), "S's permits while L's two tasks run").to.equal(0);
+    expect(await holders(), "L's leases").to.equal(2);
+    const extended = await epochAndNow();
+    expect(extended.until - extended.since, "the window, extended by L").to.equal(longTtl);
+    giveUp.abort();
+    for (const permit of [...held, ...(await Promise.all(fromS))]) await tasks.give(permit);
+    expect(tasks.peak, "tasks running at once").to.equal(2);
+  });
+
   /**
    * Makes Redis hold every client's commands for `ms`, longer than the client's command timeout: the
    * client gives up on a script call that Redis then runs (the reply is lost, the effect is not).

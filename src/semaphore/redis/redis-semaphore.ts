@@ -48,7 +48,8 @@
  *   persistence and lost every lease), the scripts grant no new permit for one lease TTL (the
  *   longest any process reports meanwhile) while running tasks re-register (scripts.ts, "Data
  *   loss"). Decided by Redis for every process alike, including one that connects for the first
- *   time. A refused acquisition says how long is left; this process logs it once and asks again
+ *   time. Redis announces the window on the channel, and every process refreshes its leases at
+ *   once. A refused acquisition says how long is left; this process logs it once and asks again
  *   when the window ends, without polling meanwhile. Local hand-overs go on: they take no new permit.
  * - Retry-safe: lease ids are chosen here before a call. When an acquisition or a hand-over fails
  *   (a command timeout does not mean the script did not run), its new ids are released at once and
@@ -62,7 +63,15 @@ import { WaiterQueue } from "../waiter-queue.ts";
 import { LuaScript, type RedisConnection } from "./connection.ts";
 import { type SemaphoreKeys, semaphoreKeys } from "./keys.ts";
 import { leaseTtlProblem } from "./limits.ts";
-import { ACQUIRE, REFRESH, RELEASE, TRANSFER, TURN_PREFIX, WAITING_PREFIX } from "./scripts.ts";
+import {
+  ACQUIRE,
+  REFRESH,
+  RELEASE,
+  REREGISTER_MESSAGE,
+  TRANSFER,
+  TURN_PREFIX,
+  WAITING_PREFIX,
+} from "./scripts.ts";
 
 const acquireScript = new LuaScript(ACQUIRE);
 const refreshScript = new LuaScript(REFRESH);
@@ -201,6 +210,10 @@ export class RedisSemaphore implements Semaphore {
             if (id === this.#publisherId) turns += 1;
           }
           if (turns > 0) this.#takeTurns(turns);
+        } else if (message === REREGISTER_MESSAGE) {
+          // Redis had no record of the semaphore: count this process's running tasks again now,
+          // not at the next refresh (which may come after the window that holds new grants back).
+          void this.#refresh();
         } else if (message !== this.#publisherId) {
           // An unaddressed wake-up: nobody was queued, a version without turns released, or the
           // subscriber reconnected ("") and may have missed a turn.
@@ -582,6 +595,7 @@ export class RedisSemaphore implements Semaphore {
         this.#limit,
         this.#ttlMs,
         this.#publisherId,
+        this.keys.released,
         ...leases.map((lease) => lease.id),
       ])) as [number, number, ...string[]];
       const [othersWaiting, reacquiredCount, ...rest] = result;

@@ -23,20 +23,22 @@
  * the data) forgets every lease while their tasks keep running. A process that asked first would
  * find every permit free and take them before the holders re-register (their refresh re-adds a
  * lease that is gone): twice the limit in flight. So ACQUIRE, REFRESH and TRANSFER first run
- * `WINDOW`: a missing epoch means the store was lost, or the semaphore is new (the server cannot
+ * `windowOn`: a missing epoch means the store was lost, or the semaphore is new (the server cannot
  * tell them apart, and treating both alike is safe: a new semaphore waits once). The script then
  * records the epoch with a window from now to now + the caller's TTL, during which ACQUIRE grants
  * nothing and says how long is left, while REFRESH re-registers running leases (within the limit,
- * as always) and TRANSFER hands a held permit over (the count does not grow). Every live holder
- * re-registers within its own TTL of the loss (at once when its connection dropped, which a
- * restart does; otherwise at its next refresh), so a window as long as the longest TTL among the
- * holders covers them: any of these scripts run during the window extends it to `since` + the
- * caller's TTL when that is later (only ever extended, and never once it has ended, or a long-TTL
- * holder's periodic refreshes would keep reopening it). RELEASE leaves the epoch alone: it adds
- * no lease, and the next script that does will notice the loss. Not covered: a holder that reaches
- * Redis only after the window (cut off for longer than that, as in any partition longer than a
- * TTL), and, when the data is lost without connections dropping (a FLUSHALL), a holder whose
- * refresh interval (its TTL / 3) is longer than the window opened by the others.
+ * as always) and TRANSFER hands a held permit over (the count does not grow). It also publishes
+ * `reregister` on the channel, on which every process refreshes its leases at once. Every live
+ * holder re-registers within its own TTL of the loss in any case (at once when its connection
+ * dropped, which a restart does; else on that message, or at its next refresh if it missed it), so
+ * a window as long as the longest TTL among the holders covers them: any of these scripts run
+ * during the window extends it to `since` + the caller's TTL when that is later (only ever
+ * extended, and never once it has ended, or a long-TTL holder's periodic refreshes would keep
+ * reopening it). RELEASE leaves the epoch alone: it adds no lease, and the next script that does
+ * will notice the loss. Not covered: a holder that reaches Redis only after the window (cut off for
+ * longer than that, as in any partition longer than a TTL), and, when the data is lost without
+ * connections dropping (a FLUSHALL), a holder that misses the message and whose refresh interval
+ * (its TTL / 3) is longer than the window of the others.
  *
  * Turns between processes: a release does not wake every waiting process (the first to answer would
  * win, always the same one when one pod answers faster). For each permit it frees it publishes
@@ -86,17 +88,22 @@ local function expireHolders()
 end
 `;
 
+/** Published on the channel when a script finds the epoch missing: every holder refreshes at once. */
+export const REREGISTER_MESSAGE = "reregister";
+
 /**
  * Sets `windowEnd` (server ms): until then, no new permit is granted (see "Data loss" above). A
- * missing epoch starts a window of the caller's TTL; a window still open grows to `since` + the
- * caller's TTL. Needs `now` and `ttl`. (HSET with several fields needs Redis 4.0 or later.)
+ * missing epoch starts a window of the caller's TTL, announced on `channel` (a Lua expression); a
+ * window still open grows to `since` + the caller's TTL. Needs `now` and `ttl`. (HSET with several
+ * fields needs Redis 4.0 or later.)
  */
-const WINDOW = `
+const windowOn = (channel: string): string => `
 local epoch = redis.call('HMGET', KEYS[4], 'since', 'until')
 local since, windowEnd = tonumber(epoch[1]), tonumber(epoch[2])
 if not since or not windowEnd then
   since, windowEnd = now, now + ttl
   redis.call('HSET', KEYS[4], 'since', since, 'until', windowEnd)
+  redis.call('PUBLISH', ${channel}, '${REREGISTER_MESSAGE}')
 elseif now < windowEnd and since + ttl > windowEnd then
   windowEnd = since + ttl
   redis.call('HSET', KEYS[4], 'until', windowEnd)
@@ -181,7 +188,7 @@ end
  * crashed holder's permit is picked up without a release message.
  */
 export const ACQUIRE = `${PRELUDE}
-${WINDOW}
+${windowOn("ARGV[5]")}
 if now < windowEnd then
   redis.call('ZREM', KEYS[2], ARGV[3])
   redis.call('ZREM', KEYS[3], ARGV[3])
@@ -231,20 +238,20 @@ return {granted, wait, 0}
 `;
 
 /**
- * Extends the leases of process ARGV[3] with the given ids (ARGV[4..]). A lease that is gone (it
- * expired while this holder could not reach Redis, or Redis lost its data in a restart) is taken
- * again when the limit leaves room, so a task still running is counted again; otherwise it is
- * reported lost. That is how running tasks are counted again during a data-loss window (see the
- * file's comment), which this call also opens or extends. Returns {othersWaiting, n,
- * reacquiredId x n, lostId...}: the caller gives back a re-taken lease whose permit was released
+ * Extends the leases of process ARGV[3] with the given ids (ARGV[5..]; ARGV[4] is the channel). A
+ * lease that is gone (it expired while this holder could not reach Redis, or Redis lost its data in
+ * a restart) is taken again when the limit leaves room, so a task still running is counted again;
+ * otherwise it is reported lost. That is how running tasks are counted again during a data-loss
+ * window (see the file's comment), which this call also opens or extends. Returns {othersWaiting,
+ * n, reacquiredId x n, lostId...}: the caller gives back a re-taken lease whose permit was released
  * meanwhile.
  */
 export const REFRESH = `${PRELUDE}
-${WINDOW}
+${windowOn("ARGV[4]")}
 ${EXPIRE_HOLDERS}
 local lost = {}
 local reacquired = {}
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
     redis.call('ZADD', KEYS[1], 'XX', now + ttl, ARGV[i])
   elseif redis.call('ZCARD', KEYS[1]) < limit then
@@ -296,7 +303,7 @@ return {removed, others}
  * extends like REFRESH: the caller's running tasks stay as many, one finished and one starting.
  */
 export const TRANSFER = `${PRELUDE}
-${WINDOW}
+${windowOn("ARGV[3]")}
 ${EXPIRE_HOLDERS}
 ${GIVE_TURNS}
 redis.call('ZREM', KEYS[1], ARGV[5])
