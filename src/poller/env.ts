@@ -34,6 +34,7 @@ import {
   suggestKey,
 } from "../api/fields.ts";
 import { joinTargetUrl, type PollerSettings } from "../api/types.ts";
+import { leaseTtlFromText } from "../semaphore/redis/limits.ts";
 
 export { ConfigError };
 
@@ -269,11 +270,22 @@ export function pollerConfigFromEnv(env: NodeJS.ProcessEnv): PollerEnvConfig {
   const activityName = raw.activityName ?? arnName;
   const limits = parsed.success ? resolveSourceLimits(parsed.data, nameOf) : undefined;
   if (limits !== undefined && !limits.ok) issues.push(...limits.issues);
-  if (issues.length > 0 || !parsed.success || !limits?.ok || !headers.ok || activityName === undefined) {
+  // Read by the semaphore factory; checked here too so that it is reported with the other problems.
+  const leaseTtlText = read("SFN_REDIS_LEASE_TTL");
+  const leaseTtl = leaseTtlText === undefined ? undefined : leaseTtlFromText(leaseTtlText);
+  const otherLines = leaseTtl && "problem" in leaseTtl ? [`SFN_REDIS_LEASE_TTL: ${leaseTtl.problem}`] : [];
+  if (
+    issues.length + otherLines.length > 0 ||
+    !parsed.success ||
+    !limits?.ok ||
+    !headers.ok ||
+    activityName === undefined
+  ) {
     const order = (issue: FieldIssue): number => FIELDS.indexOf(issue.path[0] as Field);
     const lines = issues
       .toSorted((a, b) => order(a) - order(b))
-      .map((issue) => `${nameOf(issue.path[0])}: ${issue.message}`);
+      .map((issue) => `${nameOf(issue.path[0])}: ${issue.message}`)
+      .concat(otherLines);
     // The concurrency rule is checked twice (alone, and by resolveSourceLimits): say it once.
     throw new ConfigError([...new Set(lines)]);
   }

@@ -4,13 +4,13 @@
  * process only, which the log says).
  */
 
-import { parseDuration } from "../api/duration.ts";
 import { ConfigError } from "../api/fields.ts";
 import type { PollerSettings } from "../api/types.ts";
 import { getLogger } from "../observability/logger.ts";
 import type { PollerMetrics } from "../observability/metrics.ts";
 import { InProcessSemaphore } from "./in-process.ts";
 import { RedisConnection, redactRedisUrl, redisOptionsFromEnv } from "./redis/connection.ts";
+import { leaseTtlFromText } from "./redis/limits.ts";
 import { RedisSemaphore } from "./redis/redis-semaphore.ts";
 import type { Semaphore } from "./semaphore.ts";
 
@@ -62,18 +62,9 @@ export function createSemaphoreFactory(options: SemaphoreFactoryOptions): Semaph
   };
 }
 
-const MIN_LEASE_TTL_MS = 500;
-const MAX_LEASE_TTL_MS = 10 * 60_000;
-
+/** The lease TTL from `SFN_REDIS_LEASE_TTL` (already checked by the poller with its other variables). */
 function leaseTtlFrom(text: string): number {
-  let ms: number;
-  try {
-    ms = parseDuration(text);
-  } catch (error) {
-    throw new ConfigError([`SFN_REDIS_LEASE_TTL: ${error instanceof Error ? error.message : String(error)}`]);
-  }
-  if (ms < MIN_LEASE_TTL_MS || ms > MAX_LEASE_TTL_MS) {
-    throw new ConfigError([`SFN_REDIS_LEASE_TTL: must be from 500ms to 10m, got "${text}"`]);
-  }
-  return ms;
+  const ttl = leaseTtlFromText(text);
+  if ("problem" in ttl) throw new ConfigError([`SFN_REDIS_LEASE_TTL: ${ttl.problem}`]);
+  return ttl.ms;
 }

@@ -2,9 +2,15 @@
  * The Redis semaphore against a real redis-server. Each `RedisConnection` stands for one process
  * (its own connections, its own semaphore object), as pods would be.
  */
+import { Writable } from "node:stream";
 import { expect } from "chai";
+import winston from "winston";
+import { getLogger } from "../../src/observability/logger.ts";
 import { RedisConnection } from "../../src/semaphore/redis/connection.ts";
+import { semaphoreKeys } from "../../src/semaphore/redis/keys.ts";
+import { COMMAND_TIMEOUT_MS, MIN_LEASE_TTL_MS } from "../../src/semaphore/redis/limits.ts";
 import { RedisSemaphore } from "../../src/semaphore/redis/redis-semaphore.ts";
+import { ACQUIRE, REFRESH, RELEASE, TRANSFER } from "../../src/semaphore/redis/scripts.ts";
 import type { Permit } from "../../src/semaphore/semaphore.ts";
 import { RedisServer } from "../support/redis.ts";
 
@@ -56,6 +62,9 @@ describe("RedisSemaphore (real redis-server)", function () {
     unhandled = [];
     const client = redis.client();
     await client.flushall();
+    // The semaphore already exists, its first window long over (a new one grants nothing for one
+    // lease TTL: the data-loss tests below delete this to see that).
+    await client.hset(semaphoreKeys(ARN).epoch, { since: 0, until: 0 });
     client.disconnect();
   });
 
@@ -73,7 +82,7 @@ describe("RedisSemaphore (real redis-server)", function () {
       connection,
       activityArn: ARN,
       limit: 3,
-      leaseTtlMs: 1500,
+      leaseTtlMs: MIN_LEASE_TTL_MS,
       ...options,
     });
     semaphores.push(semaphore);
@@ -493,17 +502,78 @@ describe("RedisSemaphore (real redis-server)", function () {
     await bPermit.release();
   });
 
+  /** Remaining ms of the holders key's TTL (-2: gone). */
+  async function holdersPttl(semaphore: RedisSemaphore): Promise<number> {
+    const client = redis.client();
+    try {
+      return await client.pttl(semaphore.keys.holders);
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  it("a process with a short lease TTL never shortens the leases of one with a long TTL", async () => {
+    const longTtl = 60_000;
+    const a = await process_({ limit: 3, leaseTtlMs: longTtl });
+    const b = await process_({ limit: 4, leaseTtlMs: MIN_LEASE_TTL_MS, recheckMs: 10_000 });
+    const c = await process_({ limit: 3, leaseTtlMs: longTtl });
+    // What the callers hold (tasks running), not Redis's bookkeeping.
+    let running = 0;
+    let peak = 0;
+    const take = async (semaphore: RedisSemaphore, signal: AbortSignal): Promise<Permit | undefined> => {
+      const permit = await semaphore_(semaphore, signal);
+      if (permit) {
+        running += 1;
+        peak = Math.max(peak, running);
+      }
+      return permit;
+    };
+    const give = async (permit: Permit | undefined): Promise<void> => {
+      if (!permit) return;
+      running -= 1;
+      await permit.release();
+    };
+    const aPermits = [await take(a, never), await take(a, never)];
+    const outlivesA = longTtl - 10_000; // A's leases still have about longTtl to go
+    // ACQUIRE with the short TTL.
+    const b1 = await take(b, never);
+    expect(await holdersPttl(a), "after B's acquire").to.be.above(outlivesA);
+    // TRANSFER with the short TTL: a lowered limit makes B hand its permit over through Redis.
+    b.setLimit(3);
+    const b2Pending = pending(take(b, never)); // refused: 3 held
+    await sleep(100);
+    await give(b1);
+    const b2 = await b2Pending;
+    expect(await holdersPttl(a), "after B's transfer").to.be.above(outlivesA);
+    // REFRESH with the short TTL (every third of it).
+    await sleep(MIN_LEASE_TTL_MS / 3 + 500);
+    expect(await holdersPttl(a), "after B's refresh").to.be.above(outlivesA);
+    await give(b2);
+    // Past every lease B's TTL could have set: A's two leases are still counted.
+    await sleep(MIN_LEASE_TTL_MS + 500);
+    expect(await holders(), "A's leases").to.equal(2);
+    const giveUp = new AbortController();
+    const fromC = [take(c, giveUp.signal), take(c, giveUp.signal), take(c, giveUp.signal)];
+    await until(() => c.held() === 1, 5000, "C to take the one free permit");
+    await sleep(500);
+    giveUp.abort();
+    const cPermits = await Promise.all(fromC);
+    expect(cPermits.filter(Boolean), "C's permits").to.have.length(1);
+    expect(peak, "tasks running at once").to.equal(3);
+    for (const permit of [...aPermits, ...cPermits]) await give(permit);
+  });
+
   it("gives a crashed holder's permits back within the lease TTL", async () => {
-    const crashed = await process_({ limit: 2, leaseTtlMs: 1000 });
+    const crashed = await process_({ limit: 2, leaseTtlMs: MIN_LEASE_TTL_MS });
     await crashed.acquire(never);
     await crashed.acquire(never);
     // The "process" dies: connections cut, no release, no more refreshes.
     await connections[0]?.close();
-    const survivor = await process_({ limit: 2, leaseTtlMs: 1000 });
+    const survivor = await process_({ limit: 2, leaseTtlMs: MIN_LEASE_TTL_MS });
     const started = performance.now();
     await survivor.acquire(never);
     await survivor.acquire(never);
-    expect(performance.now() - started).to.be.within(100, 2000);
+    expect(performance.now() - started).to.be.within(100, MIN_LEASE_TTL_MS + 1000);
   });
 
   it("applies a lowered limit at the next acquisition: holders finish, nobody enters until under it", async () => {
@@ -542,7 +612,7 @@ describe("RedisSemaphore (real redis-server)", function () {
 
   it("fails closed while Redis is down, re-registers running leases when it is back, and resumes", async function () {
     if (!redis.restartable) this.skip();
-    const a = await process_({ limit: 2, leaseTtlMs: 3000, reconnectGraceMs: 500 });
+    const a = await process_({ limit: 2, leaseTtlMs: MIN_LEASE_TTL_MS });
     const running = await a.acquire(never);
     await redis.stopProcess();
     await until(() => !a.health().ready, 5000, "the semaphore to notice Redis is down");
@@ -555,7 +625,8 @@ describe("RedisSemaphore (real redis-server)", function () {
     await sleep(1500);
     expect(acquired, "no permit while Redis is down").to.equal(false);
     await redis.startProcess(); // without persistence: every lease is gone
-    await until(() => acquired, 8000, "a permit after Redis came back");
+    // After the window in which running tasks re-register (one lease TTL).
+    await until(() => acquired, MIN_LEASE_TTL_MS + 5000, "a permit after Redis came back");
     // The task that was running when Redis died is counted again, next to the new permit.
     expect(await holders()).to.equal(2);
     await (await waiting).release();
@@ -564,16 +635,265 @@ describe("RedisSemaphore (real redis-server)", function () {
     expect(a.health().ready).to.equal(true);
   });
 
+  /** Tasks running at once, as the semaphores' callers count them (not Redis's bookkeeping). */
+  function taskCounter() {
+    let running = 0;
+    let peak = 0;
+    return {
+      /** Acquires (undefined once `signal` aborts) and counts the task as running. */
+      async take(semaphore: RedisSemaphore, signal: AbortSignal): Promise<Permit | undefined> {
+        const permit = await semaphore_(semaphore, signal);
+        if (permit) {
+          running += 1;
+          peak = Math.max(peak, running);
+        }
+        return permit;
+      },
+      async give(permit: Permit | undefined): Promise<void> {
+        if (!permit) return;
+        running -= 1;
+        await permit.release();
+      },
+      get peak() {
+        return peak;
+      },
+    };
+  }
+
+  /** The epoch hash as numbers, and the Redis server's time (ms). */
+  async function epochAndNow(): Promise<{ since: number; until: number; now: number }> {
+    const client = redis.client();
+    try {
+      const epoch = await client.hgetall(semaphoreKeys(ARN).epoch);
+      const [seconds, micros] = await client.time();
+      const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+      return { since: Number(epoch.since), until: Number(epoch.until), now };
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  /** Records what is logged at info level or above while `run` runs. */
+  async function withLogs<T>(run: (records: Array<Record<string, unknown>>) => Promise<T>): Promise<T> {
+    const records: Array<Record<string, unknown>> = [];
+    const stream = new Writable({
+      objectMode: true,
+      write(info: Record<string, unknown>, _encoding, callback) {
+        records.push(info);
+        callback();
+      },
+    });
+    const transport = new winston.transports.Stream({ stream, level: "info" });
+    // Every logger is a child of one root: a transport added through any of them sees all records.
+    const anchor = getLogger("test");
+    anchor.add(transport);
+    try {
+      return await run(records);
+    } finally {
+      anchor.remove(transport);
+    }
+  }
+
+  it("a new semaphore grants nothing for one lease TTL, says so once, and grants when it ends without polling", async () => {
+    const client = redis.client();
+    try {
+      await client.del(semaphoreKeys(ARN).epoch); // as Redis sees a new semaphore, or lost data
+      await withLogs(async (records) => {
+        // A re-check every 100 ms would ask about 60 times during the window.
+        const a = await process_({ limit: 2, recheckMs: 100 });
+        const callsBefore = await scriptCalls(client);
+        const permits = [pending(a.acquire(never)), pending(a.acquire(never))];
+        await sleep(500);
+        expect(a.held(), "permits granted at once").to.equal(0);
+        await until(() => a.held() === 2, MIN_LEASE_TTL_MS + 5000, "the grants after the window");
+        const calls = (await scriptCalls(client)) - callsBefore;
+        const { since, until: end } = await epochAndNow();
+        expect(end - since, "the window: one lease TTL").to.equal(MIN_LEASE_TTL_MS);
+        // Granted no earlier than the window's end: a lease's score is its grant time + TTL.
+        const scores = await client.zrange(a.keys.holders, "0", "-1", "WITHSCORES");
+        for (const score of scores.filter((_, i) => i % 2 === 1)) {
+          expect(Number(score) - MIN_LEASE_TTL_MS).to.be.at.least(end);
+        }
+        expect(calls, "acquire calls: refused once, then granted at the window's end").to.be.at.most(3);
+        const windowLogs = records.filter((r) => String(r.message).startsWith("Redis has no record"));
+        expect(windowLogs.map((r) => [r.level, r.message])).to.deep.equal([
+          [
+            "info",
+            "Redis has no record of this semaphore (new, or Redis lost its data): granting no new permits for 6s while running tasks re-register",
+          ],
+        ]);
+        for (const permit of permits) await (await permit).release();
+      });
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it("keeps the limit when Redis restarts empty: a process connecting as it comes back waits for running tasks to re-register", async function () {
+    if (!redis.restartable) this.skip();
+    const tasks = taskCounter();
+    const a = await process_({ limit: 3 });
+    const aPermits = [await tasks.take(a, never), await tasks.take(a, never), await tasks.take(a, never)];
+    await redis.stopProcess(); // SIGKILL, no persistence: every lease and the epoch are gone
+    await until(() => !a.health().ready, 5000, "A to notice Redis is down");
+    await redis.startProcess();
+    // A new pod starting now (a rollout, a replaced node): it has never seen this Redis before.
+    const b = await process_({ limit: 3, recheckMs: 200 });
+    const giveUp = new AbortController();
+    const fromB = [tasks.take(b, giveUp.signal), tasks.take(b, giveUp.signal), tasks.take(b, giveUp.signal)];
+    await until(async () => (await holders()) === 3, 5000, "A's running tasks to be counted again");
+    expect(b.held(), "B's permits while A's three tasks run").to.equal(0);
+    // Past the window (B asks again at its end): still no room while A's tasks run.
+    const { until: end } = await epochAndNow();
+    await until(async () => (await epochAndNow()).now > end + 500, MIN_LEASE_TTL_MS + 5000, "the window");
+    expect(b.held(), "B's permits while A's three tasks run").to.equal(0);
+    expect(a.health().ready, "A lost no lease").to.equal(true);
+    for (const permit of aPermits) await tasks.give(permit);
+    await until(() => b.held() === 3, 5000, "B to take the permits A's finished tasks freed");
+    giveUp.abort();
+    for (const permit of await Promise.all(fromB)) await tasks.give(permit);
+    expect(tasks.peak, "tasks running at once").to.equal(3);
+  });
+
+  it("extends the data-loss window to the longest lease TTL a holder re-registers with, for its peers", async function () {
+    if (!redis.restartable) this.skip();
+    const tasks = taskCounter();
+    const longTtl = 2 * MIN_LEASE_TTL_MS;
+    const l1 = await process_({ limit: 3, leaseTtlMs: longTtl });
+    const l2 = await process_({ limit: 3, leaseTtlMs: longTtl });
+    const [l1Connection, l2Connection] = connections as [RedisConnection, RedisConnection];
+    const held = [await tasks.take(l1, never), await tasks.take(l2, never)];
+    await redis.stopProcess();
+    await until(() => !l1.health().ready && !l2.health().ready, 5000, "both to notice Redis is down");
+    // Their connections come back when the test says: L1 within the short window, L2 after it.
+    l1Connection.client.disconnect();
+    l2Connection.client.disconnect();
+    await redis.startProcess();
+    const s = await process_({ limit: 3, leaseTtlMs: MIN_LEASE_TTL_MS, recheckMs: 200 });
+    const giveUp = new AbortController();
+    const fromS = [tasks.take(s, giveUp.signal), tasks.take(s, giveUp.signal), tasks.take(s, giveUp.signal)];
+    await until(async () => s.held() > 0 || (await epochAndNow()).until > 0, 5000, "S's first acquisition");
+    expect(s.held(), "S's permits while the holders cannot re-register yet").to.equal(0);
+    const opened = await epochAndNow();
+    expect(opened.until - opened.since, "S opened a window of its own TTL").to.equal(MIN_LEASE_TTL_MS);
+    await l1Connection.client.connect();
+    await until(async () => (await holders()) === 1, 5000, "L1 to re-register");
+    const extended = await epochAndNow();
+    expect(extended.until - extended.since, "L1 extended it to its TTL").to.equal(longTtl);
+    // Past S's own window: S takes nothing, so L2's task still finds its permit when it re-registers.
+    await until(async () => (await epochAndNow()).now > opened.until + 500, 10_000, "S's own window");
+    expect(s.held(), "S's permits within L1's window").to.equal(0);
+    await l2Connection.client.connect();
+    await until(async () => (await holders()) === 2, 5000, "L2 to re-register");
+    expect(l2.health().ready, "L2 lost no lease").to.equal(true);
+    await until(() => s.held() === 1, longTtl + 5000, "S to take the free permit after the window");
+    await sleep(300);
+    giveUp.abort();
+    const sPermits = await Promise.all(fromS);
+    expect(sPermits.filter(Boolean), "S's permits").to.have.length(1);
+    expect(tasks.peak, "tasks running at once").to.equal(3);
+    for (const permit of [...held, ...sPermits]) await tasks.give(permit);
+  });
+
+  it("announces a data-loss window: holders re-register at once, not at their next refresh", async () => {
+    const tasks = taskCounter();
+    const longTtl = 4 * MIN_LEASE_TTL_MS; // refreshed every 8 s: after a window of the short TTL
+    const l = await process_({ limit: 3, leaseTtlMs: longTtl });
+    const held = [await tasks.take(l, never), await tasks.take(l, never)];
+    // Redis loses the semaphore's data without dropping a connection (as FLUSHALL would).
+    const client = redis.client();
+    try {
+      const { holders: h, waiting, queue, epoch } = l.keys;
+      await client.del(h, waiting, queue, epoch);
+    } finally {
+      client.disconnect();
+    }
+    const s = await process_({ limit: 3, leaseTtlMs: MIN_LEASE_TTL_MS, recheckMs: 200 });
+    const giveUp = new AbortController();
+    const fromS = [tasks.take(s, giveUp.signal), tasks.take(s, giveUp.signal), tasks.take(s, giveUp.signal)];
+    await until(async () => s.held() > 0 || (await epochAndNow()).until > 0, 5000, "S's first acquisition");
+    const opened = await epochAndNow();
+    // Past the window S opened, and before L's next refresh: L's tasks are counted, S took nothing.
+    await until(
+      async () => (await epochAndNow()).now > opened.since + MIN_LEASE_TTL_MS + 500,
+      10_000,
+      "S's window",
+    );
+    expect(s.held(), "S's permits while L's two tasks run").to.equal(0);
+    expect(await holders(), "L's leases").to.equal(2);
+    const extended = await epochAndNow();
+    expect(extended.until - extended.since, "the window, extended by L").to.equal(longTtl);
+    giveUp.abort();
+    for (const permit of [...held, ...(await Promise.all(fromS))]) await tasks.give(permit);
+    expect(tasks.peak, "tasks running at once").to.equal(2);
+  });
+
+  /**
+   * Makes Redis hold every client's commands for `ms`, longer than the client's command timeout: the
+   * client gives up on a script call that Redis then runs (the reply is lost, the effect is not).
+   */
+  async function pauseRedis(ms: number): Promise<void> {
+    const client = redis.client();
+    try {
+      // Loaded, as in a Redis that has served the semaphore for a while: a script called by its SHA
+      // for the first time would fail with NOSCRIPT when the pause ends instead of running.
+      for (const script of [ACQUIRE, REFRESH, RELEASE, TRANSFER]) await client.script("LOAD", script);
+      await client.call("CLIENT", "PAUSE", String(ms));
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  it("gives back the permits of an acquisition that timed out but ran, long before their TTL", async () => {
+    const longTtl = 60_000; // an orphaned lease would keep its permit this long
+    const a = await process_({ limit: 2, leaseTtlMs: longTtl });
+    const b = await process_({ limit: 2, leaseTtlMs: longTtl });
+    await pauseRedis(COMMAND_TIMEOUT_MS + 1000);
+    const fromA = a.acquire(never); // its first call times out; Redis runs it when the pause ends
+    const aPermit = await fromA; // granted by a retry
+    // The other permit is free: the timed-out call's lease was given back.
+    const giveUp = new AbortController();
+    const timer = setTimeout(() => giveUp.abort(), 10_000);
+    const bPermit = await semaphore_(b, giveUp.signal);
+    clearTimeout(timer);
+    expect(bPermit, "B's permit (the timed-out call's lease would hold it for 60 s)").to.not.equal(undefined);
+    expect(await holders()).to.equal(2);
+    await aPermit.release();
+    await bPermit?.release();
+  });
+
+  it("gives back the new lease of a hand-over that timed out but ran", async () => {
+    const longTtl = 60_000; // an orphaned lease would keep its permit this long
+    const a = await process_({ limit: 3, leaseTtlMs: longTtl });
+    const held = [await a.acquire(never), await a.acquire(never)];
+    a.setLimit(2); // lowered: a hand-over goes through Redis (TRANSFER) until a grant confirms it
+    const giveUp = new AbortController();
+    const waiter = semaphore_(a, giveUp.signal); // a's own leases reach the limit: it waits here
+    await sleep(50);
+    await pauseRedis(COMMAND_TIMEOUT_MS + 1000);
+    // To the waiter through TRANSFER, whose call times out; Redis runs it when the pause ends.
+    await held[0]?.release();
+    const timer = setTimeout(() => giveUp.abort(), 10_000);
+    const permit = await waiter;
+    clearTimeout(timer);
+    expect(permit, "the waiter's permit (the lost hand-over's lease would hold it for 60 s)").to.not.equal(
+      undefined,
+    );
+    expect(await holders()).to.equal(2);
+    await permit?.release();
+    await held[1]?.release();
+  });
+
   it("a lease lost to others stops new permits until its task finishes", async () => {
-    const a = await process_({ limit: 1, leaseTtlMs: 600 });
-    const b = await process_({ limit: 1, leaseTtlMs: 600 });
+    const a = await process_({ limit: 1 });
+    const b = await process_({ limit: 1 });
     const orphan = await a.acquire(never);
     // Simulate a long partition of A: its lease vanishes and B takes the only permit.
     const client = redis.client();
     await client.del(a.keys.holders);
     client.disconnect();
     const bPermit = await b.acquire(never);
-    await until(() => !a.health().ready, 3000, "A to find its lease lost");
+    await until(() => !a.health().ready, MIN_LEASE_TTL_MS, "A to find its lease lost (next refresh)");
     expect(a.health().reason).to.match(/lost/);
     await bPermit.release();
     let acquired: Permit | undefined;

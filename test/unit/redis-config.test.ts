@@ -1,6 +1,11 @@
 import { expect } from "chai";
+import { ConfigError } from "../../src/api/fields.ts";
+import { PollerMetrics } from "../../src/observability/metrics.ts";
+import { createSemaphoreFactory } from "../../src/semaphore/factory.ts";
 import { redactRedisUrl, redisOptionsFromEnv } from "../../src/semaphore/redis/connection.ts";
 import { semaphoreKeys } from "../../src/semaphore/redis/keys.ts";
+import { COMMAND_TIMEOUT_MS, MIN_LEASE_TTL_MS } from "../../src/semaphore/redis/limits.ts";
+import { RedisSemaphore } from "../../src/semaphore/redis/redis-semaphore.ts";
 
 describe("Redis connection settings", () => {
   it("takes the password and Sentinels from the environment", () => {
@@ -41,6 +46,41 @@ describe("semaphore keys", () => {
       released: `${tag}:released`,
       waiting: `${tag}:waiting`,
       queue: `${tag}:queue`,
+      epoch: `${tag}:epoch`,
     });
+  });
+});
+
+describe("Redis lease TTL bounds", () => {
+  it("needs a lease to outlive a refresh that times out entirely and the next one", () => {
+    expect(MIN_LEASE_TTL_MS).to.equal(3 * COMMAND_TIMEOUT_MS);
+  });
+
+  it("refuses SFN_REDIS_LEASE_TTL below the minimum, saying what it is", () => {
+    const factory = () =>
+      createSemaphoreFactory({
+        redisUrl: "redis://127.0.0.1:1",
+        env: { SFN_REDIS_LEASE_TTL: "500ms" },
+        holderName: "test",
+        metrics: new PollerMetrics(),
+      });
+    expect(factory)
+      .to.throw(ConfigError)
+      .with.property("message", 'SFN_REDIS_LEASE_TTL: must be from 6s to 10m, got "500ms"');
+  });
+
+  it("refuses it in the RedisSemaphore constructor too, for programmatic use", () => {
+    // Checked before the connection is used: a stand-in that fails on any use shows it.
+    const connection = new Proxy(
+      {},
+      {
+        get() {
+          throw new Error("the connection was used");
+        },
+      },
+    ) as ConstructorParameters<typeof RedisSemaphore>[0]["connection"];
+    expect(() => new RedisSemaphore({ connection, activityArn: "arn", limit: 1, leaseTtlMs: 500 }))
+      .to.throw(RangeError)
+      .with.property("message", "RedisSemaphore leaseTtlMs: must be from 6s to 10m, got 500ms");
   });
 });

@@ -9,6 +9,7 @@
 import { createHash } from "node:crypto";
 import { Redis, type RedisOptions } from "ioredis";
 import { describeError, getLogger } from "../../observability/logger.ts";
+import { COMMAND_TIMEOUT_MS } from "./limits.ts";
 
 export interface RedisConnectionOptions {
   /** `redis://[user:password@]host:port[/db]` or `rediss://` (TLS). Host and port are ignored with sentinels. */
@@ -72,7 +73,7 @@ export class RedisConnection {
     const base: RedisOptions = {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
-      commandTimeout: 2000,
+      commandTimeout: COMMAND_TIMEOUT_MS,
       connectTimeout: 2000,
       // Reconnect quickly and steadily: the semaphore is closed while Redis is away.
       retryStrategy: (times) => Math.min(100 * times, 1000),

@@ -19,6 +19,12 @@ export interface SemaphoreKeys {
    * it to the back). A release wakes the process at its head.
    */
   queue: string;
+  /**
+   * Hash `{since, until}` (server ms), without a TTL: its absence tells the scripts that Redis has no
+   * record of this semaphore (it is new, or Redis lost its data), which opens a window without new
+   * grants while running tasks re-register their leases (scripts.ts).
+   */
+  epoch: string;
 }
 
 export function semaphoreKeys(activityArn: string, prefix = "sfn-operator"): SemaphoreKeys {
@@ -30,5 +36,6 @@ export function semaphoreKeys(activityArn: string, prefix = "sfn-operator"): Sem
     released: `${tag}:released`,
     waiting: `${tag}:waiting`,
     queue: `${tag}:queue`,
+    epoch: `${tag}:epoch`,
   };
 }

@@ -43,9 +43,17 @@
  *   grant any): its waiters get the leases its loops release.
  * - Fail closed: no new permit while Redis is unreachable, while any held lease has not been
  *   confirmed within its TTL, or while a lease that was lost (and could not be taken again) is still
- *   held by a running task. After a reconnect, held leases are re-registered at once and new
- *   acquisitions wait `reconnectGraceMs`, so that every process's running tasks are counted again
- *   before anyone takes more (Redis restarted without persistence loses all leases).
+ *   held by a running task. After a reconnect, held leases are re-registered at once.
+ * - Data loss: when Redis has no record of the semaphore (it is new, or Redis restarted without
+ *   persistence and lost every lease), the scripts grant no new permit for one lease TTL (the
+ *   longest any process reports meanwhile) while running tasks re-register (scripts.ts, "Data
+ *   loss"). Decided by Redis for every process alike, including one that connects for the first
+ *   time. Redis announces the window on the channel, and every process refreshes its leases at
+ *   once. A refused acquisition says how long is left; this process logs it once and asks again
+ *   when the window ends, without polling meanwhile. Local hand-overs go on: they take no new permit.
+ * - Retry-safe: lease ids are chosen here before a call. When an acquisition or a hand-over fails
+ *   (a command timeout does not mean the script did not run), its new ids are released at once and
+ *   kept pending until a release succeeds, so a lost reply costs no capacity until the leases' TTL.
  * - Every Redis failure is caught and counted; none becomes an unhandled rejection.
  */
 import { randomUUID } from "node:crypto";
@@ -54,7 +62,16 @@ import { abortError, checkLimit, type Permit, type Semaphore, type SemaphoreHeal
 import { WaiterQueue } from "../waiter-queue.ts";
 import { LuaScript, type RedisConnection } from "./connection.ts";
 import { type SemaphoreKeys, semaphoreKeys } from "./keys.ts";
-import { ACQUIRE, REFRESH, RELEASE, TRANSFER, TURN_PREFIX, WAITING_PREFIX } from "./scripts.ts";
+import { leaseTtlProblem } from "./limits.ts";
+import {
+  ACQUIRE,
+  REFRESH,
+  RELEASE,
+  REREGISTER_MESSAGE,
+  TRANSFER,
+  TURN_PREFIX,
+  WAITING_PREFIX,
+} from "./scripts.ts";
 
 const acquireScript = new LuaScript(ACQUIRE);
 const refreshScript = new LuaScript(REFRESH);
@@ -64,7 +81,6 @@ const transferScript = new LuaScript(TRANSFER);
 /** Defaults, documented in the README. */
 export const DEFAULT_LEASE_TTL_MS = 15_000;
 export const DEFAULT_RECHECK_MS = 1_000;
-export const DEFAULT_RECONNECT_GRACE_MS = 2_000;
 export const DEFAULT_LOCAL_HAND_OVER_MS = 1_000;
 /** Long enough for a woken process to run its acquire script; short enough not to idle a permit. */
 export const DEFAULT_YIELD_MS = 10;
@@ -78,9 +94,9 @@ export interface RedisSemaphoreOptions {
   name?: string;
   /** Prefix of the permit ids (the worker name), so `ZRANGE` shows which pod holds what. */
   holderName?: string;
+  /** From MIN_LEASE_TTL_MS to MAX_LEASE_TTL_MS (limits.ts); the constructor throws otherwise. */
   leaseTtlMs?: number;
   recheckMs?: number;
-  reconnectGraceMs?: number;
   /** How long a lease may pass between this process's own loops before it goes back to Redis. */
   localHandOverMs?: number;
   /** How long this process's waiters hold back after it gave a permit back to a waiting process. */
@@ -106,7 +122,6 @@ export class RedisSemaphore implements Semaphore {
   readonly #connection: RedisConnection;
   readonly #ttlMs: number;
   readonly #recheckMs: number;
-  readonly #graceMs: number;
   readonly #localHandOverMs: number;
   readonly #yieldMs: number;
   /** Held above `recheckMs` so that a waiting process never drops out of the waiting set. */
@@ -117,7 +132,10 @@ export class RedisSemaphore implements Semaphore {
   readonly #log: Logger;
   readonly #waiters = new WaiterQueue<Permit>();
   readonly #held = new Map<string, Lease>();
-  /** Releases that could not reach Redis; sent again when it is back (else their TTL cleans up). */
+  /**
+   * Releases that could not reach Redis, and ids of failed acquisitions and hand-overs that Redis may
+   * still have granted; sent again by each refresh and by close (else their TTL cleans up).
+   */
   readonly #pendingReleases = new Set<string>();
   readonly #unsubscribe: Array<() => void> = [];
   #limit: number;
@@ -132,7 +150,13 @@ export class RedisSemaphore implements Semaphore {
   #recheckTimer: NodeJS.Timeout | undefined;
   #recheckAt = Number.POSITIVE_INFINITY;
   #refreshTimer: NodeJS.Timeout | undefined;
-  #graceUntil = 0;
+  /**
+   * Until then (monotonic ms, no earlier than Redis's own end), Redis grants no new permit: it had no
+   * record of the semaphore (see "Data loss"). Pumps do not ask before then.
+   */
+  #windowUntil = 0;
+  /** Whether the last acquisition was refused for that window (it is logged once per window). */
+  #inWindow = false;
   /** Released leases kept for the rest of this event-loop turn (see `#keepIdle`). */
   readonly #idle: string[] = [];
   #idleFlush: NodeJS.Immediate | undefined;
@@ -155,17 +179,17 @@ export class RedisSemaphore implements Semaphore {
   #turns = 0;
   /** Pending check that takes this process off the waiting list (see `#unlistWhenServed`). */
   #unlistCheck: NodeJS.Immediate | undefined;
-  #everReady: boolean;
   #closed = false;
 
   constructor(options: RedisSemaphoreOptions) {
     this.#connection = options.connection;
     this.keys = semaphoreKeys(options.activityArn);
-    this.#scriptKeys = [this.keys.holders, this.keys.waiting, this.keys.queue];
+    this.#scriptKeys = [this.keys.holders, this.keys.waiting, this.keys.queue, this.keys.epoch];
     this.#limit = checkLimit(options.limit);
     this.#ttlMs = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
+    const ttlProblem = leaseTtlProblem(this.#ttlMs, `${this.#ttlMs}ms`);
+    if (ttlProblem) throw new RangeError(`RedisSemaphore leaseTtlMs: ${ttlProblem}`);
     this.#recheckMs = options.recheckMs ?? DEFAULT_RECHECK_MS;
-    this.#graceMs = options.reconnectGraceMs ?? DEFAULT_RECONNECT_GRACE_MS;
     this.#localHandOverMs = options.localHandOverMs ?? DEFAULT_LOCAL_HAND_OVER_MS;
     this.#yieldMs = options.yieldMs ?? DEFAULT_YIELD_MS;
     this.#waitingTtlMs = 3 * this.#recheckMs;
@@ -173,7 +197,6 @@ export class RedisSemaphore implements Semaphore {
     this.#holderName = options.holderName ?? "holder";
     this.#onLeasesLost = options.onLeasesLost;
     this.#log = getLogger("semaphore", { source: options.name ?? options.activityArn });
-    this.#everReady = this.#connection.ready;
 
     this.#unsubscribe.push(
       this.#connection.subscribe(this.keys.released, (message) => {
@@ -187,6 +210,10 @@ export class RedisSemaphore implements Semaphore {
             if (id === this.#publisherId) turns += 1;
           }
           if (turns > 0) this.#takeTurns(turns);
+        } else if (message === REREGISTER_MESSAGE) {
+          // Redis had no record of the semaphore: count this process's running tasks again now,
+          // not at the next refresh (which may come after the window that holds new grants back).
+          void this.#refresh();
         } else if (message !== this.#publisherId) {
           // An unaddressed wake-up: nobody was queued, a version without turns released, or the
           // subscriber reconnected ("") and may have missed a turn.
@@ -273,7 +300,6 @@ export class RedisSemaphore implements Semaphore {
     }
     if (lost > 0) return `${lost} lease(s) lost while their tasks run; waiting for them to finish`;
     if (unconfirmed) return "leases not confirmed by Redis within their TTL";
-    if (now < this.#graceUntil) return "re-registering leases after reconnecting to Redis";
     return undefined;
   }
 
@@ -286,13 +312,20 @@ export class RedisSemaphore implements Semaphore {
     // Only holding back (`yieldMs`) keeps a turn for the acquisition that follows; any other way out
     // of this pump means the turns were answered, or cannot be (see `#turns`).
     let holdingBack = false;
+    /** Ids of an acquisition on its way: if it fails, Redis may still have granted them. */
+    let asked: string[] = [];
     try {
       do {
         this.#pumpAgain = false;
         while (this.#waiters.length > 0 && !this.#closed) {
           if (this.#blockedReason()) {
-            const graceLeft = this.#graceUntil - performance.now();
-            this.#scheduleRecheck(graceLeft > 0 ? graceLeft + 1 : this.#recheckMs);
+            this.#scheduleRecheck(this.#recheckMs);
+            break;
+          }
+          // Nothing can be granted before the window ends: no turn or wake-up asks sooner.
+          const windowLeft = this.#windowUntil - performance.now();
+          if (windowLeft > 0) {
+            this.#scheduleRecheck(windowLeft + 1, { uncapped: true });
             break;
           }
           const yieldLeft = this.#yieldUntil - performance.now();
@@ -311,7 +344,8 @@ export class RedisSemaphore implements Semaphore {
           const confirmedAt = performance.now();
           const turns = this.#turns;
           this.#turns = 0;
-          const [granted, earliestExpiryMs] = (await acquireScript.run(
+          asked = ids;
+          const [granted, earliestExpiryMs, windowMs] = (await acquireScript.run(
             this.#connection.client,
             this.#scriptKeys,
             [
@@ -323,7 +357,23 @@ export class RedisSemaphore implements Semaphore {
               turns,
               ...ids,
             ],
-          )) as [number, number];
+          )) as [number, number, number];
+          asked = [];
+          if (windowMs > 0) {
+            // Measured from the answer, so it ends no earlier than Redis's window.
+            this.#windowUntil = performance.now() + windowMs;
+            this.#listed = false; // the script took this process off the waiting sets
+            if (!this.#inWindow) {
+              this.#inWindow = true;
+              this.#log.info(
+                `Redis has no record of this semaphore (new, or Redis lost its data): granting no new permits for ${Math.ceil(windowMs / 1000)}s while running tasks re-register`,
+                { windowMs },
+              );
+            }
+            this.#scheduleRecheck(windowMs + 1, { uncapped: true });
+            break;
+          }
+          this.#inWindow = false;
           this.#listed = granted < batch.length;
           if (granted > 0) this.#confirmLimit(generation);
           const orphans: string[] = [];
@@ -346,6 +396,11 @@ export class RedisSemaphore implements Semaphore {
     } catch (error) {
       this.#connection.recordError("acquire", error);
       this.#log.debug("acquire failed; will retry", { error: describeError(error) });
+      // A timeout does not say the script did not run: leases it granted would be held by nobody
+      // until their TTL. Give the ids back at once, and keep them in the pending releases (sent again
+      // by each refresh, and by close) until a release of them succeeds.
+      for (const id of asked) this.#pendingReleases.add(id);
+      if (asked.length > 0) void this.#releaseIds(asked);
       this.#scheduleRecheck(this.#recheckMs);
     } finally {
       this.#pumping = false;
@@ -369,8 +424,9 @@ export class RedisSemaphore implements Semaphore {
         this.#held.delete(id);
         const yielding = lease !== undefined && this.#handOverExpired(lease);
         const next = yielding || this.#blockedReason() ? undefined : this.#waiters.head(1)[0];
-        if (next && (await this.#transfer(id, next))) return;
-        const othersWaiting = await this.#releaseIds([id]);
+        const giveBack = next ? await this.#transfer(id, next) : [id];
+        if (giveBack.length === 0) return;
+        const othersWaiting = await this.#releaseIds(giveBack);
         // Also holds back a loop of this process that asks again right after this release.
         if (yielding && othersWaiting > 0) this.#yieldUntil = performance.now() + this.#yieldMs;
         void this.#pump();
@@ -461,10 +517,11 @@ export class RedisSemaphore implements Semaphore {
 
   /**
    * Gives a released permit to a local waiter through Redis, which checks the limit (one round trip
-   * instead of a release and an acquire): used while a lowered limit is not yet confirmed. Returns
-   * false when it could not (Redis failed); the caller then releases as usual.
+   * instead of a release and an acquire): used while a lowered limit is not yet confirmed. Resolves
+   * to the ids the caller must still release: none when done, or when the call failed, the released
+   * lease and the new one (a timed-out call may still have run and added it, held by nobody).
    */
-  async #transfer(id: string, waiter: Parameters<WaiterQueue<Permit>["resolve"]>[0]): Promise<boolean> {
+  async #transfer(id: string, waiter: Parameters<WaiterQueue<Permit>["resolve"]>[0]): Promise<string[]> {
     const nextId = this.#newId();
     const generation = this.#limitGeneration;
     const confirmedAt = performance.now();
@@ -480,9 +537,10 @@ export class RedisSemaphore implements Semaphore {
       ]);
     } catch (error) {
       this.#connection.recordError("release", error);
-      return false;
+      this.#pendingReleases.add(nextId); // until a release of it succeeds, as for a failed acquire
+      return [id, nextId];
     }
-    if (moved !== 1) return true; // released (and announced) by the script
+    if (moved !== 1) return []; // released (and announced) by the script
     this.#confirmLimit(generation);
     this.#held.set(nextId, { id: nextId, grantedAt: confirmedAt, confirmedAt, lost: false });
     if (!this.#waiters.resolve(waiter, this.#permit(nextId))) {
@@ -492,7 +550,7 @@ export class RedisSemaphore implements Semaphore {
       void this.#pump();
     }
     // A hand-over frees no capacity: no pump (it would only try, and fail, to acquire).
-    return true;
+    return [];
   }
 
   #newId(): string {
@@ -537,6 +595,7 @@ export class RedisSemaphore implements Semaphore {
         this.#limit,
         this.#ttlMs,
         this.#publisherId,
+        this.keys.released,
         ...leases.map((lease) => lease.id),
       ])) as [number, number, ...string[]];
       const [othersWaiting, reacquiredCount, ...rest] = result;
@@ -579,17 +638,22 @@ export class RedisSemaphore implements Semaphore {
     }
   }
 
+  /**
+   * Re-registers held leases at once (a Redis that restarted empty has lost them; its scripts hold
+   * new grants back meanwhile, see "Data loss"), then lets waiters ask.
+   */
   #onReconnect(): void {
-    if (this.#everReady) this.#graceUntil = performance.now() + this.#graceMs;
-    this.#everReady = true;
-    void this.#refresh().finally(() =>
-      this.#scheduleRecheck(Math.max(10, this.#graceUntil - performance.now())),
-    );
+    void this.#refresh().finally(() => this.#scheduleRecheck(0));
   }
 
-  #scheduleRecheck(delayMs: number): void {
+  /**
+   * Runs the pump after `delayMs`, or sooner if already due sooner. Capped at `recheckMs` (a lost
+   * message or an expired lease costs at most that) unless `uncapped`: a data-loss window, during
+   * which nothing can be granted.
+   */
+  #scheduleRecheck(delayMs: number, { uncapped = false } = {}): void {
     if (this.#closed) return;
-    const delay = Math.min(Math.max(0, delayMs), this.#recheckMs);
+    const delay = Math.max(0, uncapped ? delayMs : Math.min(delayMs, this.#recheckMs));
     const at = performance.now() + delay;
     if (this.#recheckTimer && at >= this.#recheckAt) return;
     clearTimeout(this.#recheckTimer);

@@ -11,7 +11,34 @@
  *   a release gives it a turn, or when it is granted a permit and still refused some. Entries leave
  *   both sets together: when all the process's waiters were granted, when it says it no longer
  *   waits, or when the `waiting` entry expires.
- * The keys themselves expire when their last member would, so an abandoned semaphore leaves nothing.
+ * - KEYS[4], epoch: hash `{since, until}` (server ms), without a TTL, so it exists exactly as long as
+ *   Redis keeps this semaphore's data. See "Data loss" below.
+ * The keys themselves expire when their last member would, so an abandoned semaphore leaves nothing
+ * but its epoch (one small hash per activity).
+ * Never earlier: processes of one activity may run with different lease TTLs, so the holders key
+ * expires at its latest lease's expiry (`expireHolders`), not after the caller's own TTL, and the
+ * waiting keys' expiry is only ever extended.
+ *
+ * Data loss: a Redis that restarts without persistence (or fails over to a replica that never had
+ * the data) forgets every lease while their tasks keep running. A process that asked first would
+ * find every permit free and take them before the holders re-register (their refresh re-adds a
+ * lease that is gone): twice the limit in flight. So ACQUIRE, REFRESH and TRANSFER first run
+ * `windowOn`: a missing epoch means the store was lost, or the semaphore is new (the server cannot
+ * tell them apart, and treating both alike is safe: a new semaphore waits once). The script then
+ * records the epoch with a window from now to now + the caller's TTL, during which ACQUIRE grants
+ * nothing and says how long is left, while REFRESH re-registers running leases (within the limit,
+ * as always) and TRANSFER hands a held permit over (the count does not grow). It also publishes
+ * `reregister` on the channel, on which every process refreshes its leases at once. Every live
+ * holder re-registers within its own TTL of the loss in any case (at once when its connection
+ * dropped, which a restart does; else on that message, or at its next refresh if it missed it), so
+ * a window as long as the longest TTL among the holders covers them: any of these scripts run
+ * during the window extends it to `since` + the caller's TTL when that is later (only ever
+ * extended, and never once it has ended, or a long-TTL holder's periodic refreshes would keep
+ * reopening it). RELEASE leaves the epoch alone: it adds no lease, and the next script that does
+ * will notice the loss. Not covered: a holder that reaches Redis only after the window (cut off for
+ * longer than that, as in any partition longer than a TTL), and, when the data is lost without
+ * connections dropping (a FLUSHALL), a holder that misses the message and whose refresh interval
+ * (its TTL / 3) is longer than the window of the others.
  *
  * Turns between processes: a release does not wake every waiting process (the first to answer would
  * win, always the same one when one pod answers faster). For each permit it frees it publishes
@@ -47,6 +74,40 @@ const PRELUDE = `${NOW}
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local limit = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
+`;
+
+/**
+ * Defines `expireHolders()`: the holders key expires when its latest lease does (a lease's score is
+ * its expiry in server ms, the clock key expiry uses too), so that a caller with a short TTL never
+ * cuts the leases of processes with longer ones. Call it after adding or extending leases.
+ */
+const EXPIRE_HOLDERS = `
+local function expireHolders()
+  local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+  if #last == 2 then redis.call('PEXPIREAT', KEYS[1], last[2]) end
+end
+`;
+
+/** Published on the channel when a script finds the epoch missing: every holder refreshes at once. */
+export const REREGISTER_MESSAGE = "reregister";
+
+/**
+ * Sets `windowEnd` (server ms): until then, no new permit is granted (see "Data loss" above). A
+ * missing epoch starts a window of the caller's TTL, announced on `channel` (a Lua expression); a
+ * window still open grows to `since` + the caller's TTL. Needs `now` and `ttl`. (HSET with several
+ * fields needs Redis 4.0 or later.)
+ */
+const windowOn = (channel: string): string => `
+local epoch = redis.call('HMGET', KEYS[4], 'since', 'until')
+local since, windowEnd = tonumber(epoch[1]), tonumber(epoch[2])
+if not since or not windowEnd then
+  since, windowEnd = now, now + ttl
+  redis.call('HSET', KEYS[4], 'since', since, 'until', windowEnd)
+  redis.call('PUBLISH', ${channel}, '${REREGISTER_MESSAGE}')
+elseif now < windowEnd and since + ttl > windowEnd then
+  windowEnd = since + ttl
+  redis.call('HSET', KEYS[4], 'until', windowEnd)
+end
 `;
 
 /** How a process announces on the channel that it waits: this prefix, then its id. */
@@ -111,19 +172,29 @@ end
 `;
 
 /**
- * Grants as many of the given ids (ARGV[7..], in order) as the limit leaves room for, and when the
- * caller answers turns (ARGV[6] > 0), no more than that many: another free permit is the turn of
- * another process, which may not have answered yet. When some are refused, process ARGV[3] is
+ * During a data-loss window (see the file's comment) it grants nothing, takes process ARGV[3] off
+ * the waiting sets (no release can serve it before the window ends, so holders should not give
+ * permits back for it) and returns {0, -1, ms left in the window}: the caller asks again then.
+ * Otherwise it grants as many of the given ids (ARGV[7..], in order) as the limit leaves room for,
+ * and when the caller answers turns (ARGV[6] > 0), no more than that many: another free permit is
+ * the turn of another process, which may not have answered yet. When some are refused, process ARGV[3] is
  * listed waiting for ARGV[4] ms and queued for a turn, and if it was not listed yet, that is
  * announced on channel ARGV[5] (so holders start giving turns at once); when all are granted, it
  * leaves both sets. In the queue it goes to the back if it was granted some now; if it was granted
  * none while answering turns, the permits were taken before it came (by a re-check, or by the
  * releasing process's loops once they stopped holding back), and it goes back to the head, so that
  * a process slow to answer is not sent to the back each time; otherwise it keeps its place.
- * Returns {granted, msUntilEarliestExpiry or -1}: the caller re-checks no later than that, so a
+ * Returns {granted, msUntilEarliestExpiry or -1, 0}: the caller re-checks no later than that, so a
  * crashed holder's permit is picked up without a release message.
  */
 export const ACQUIRE = `${PRELUDE}
+${windowOn("ARGV[5]")}
+if now < windowEnd then
+  redis.call('ZREM', KEYS[2], ARGV[3])
+  redis.call('ZREM', KEYS[3], ARGV[3])
+  return {0, -1, windowEnd - now}
+end
+${EXPIRE_HOLDERS}
 ${PRUNE_WAITING}
 local turns = tonumber(ARGV[6])
 local free = limit - redis.call('ZCARD', KEYS[1])
@@ -134,7 +205,7 @@ for i = 7, #ARGV do
   redis.call('ZADD', KEYS[1], now + ttl, ARGV[i])
   granted = granted + 1
 end
-if granted > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+if granted > 0 then expireHolders() end
 if granted < #ARGV - 6 then
   local waitingTtl = tonumber(ARGV[4])
   if redis.call('ZADD', KEYS[2], now + waitingTtl, ARGV[3]) == 1 then
@@ -163,20 +234,24 @@ end
 local earliest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local wait = -1
 if #earliest == 2 then wait = tonumber(earliest[2]) - now end
-return {granted, wait}
+return {granted, wait, 0}
 `;
 
 /**
- * Extends the leases of process ARGV[3] with the given ids (ARGV[4..]). A lease that is gone (it
- * expired while this holder could not reach Redis, or Redis lost its data in a restart) is taken
- * again when the limit leaves room, so a task still running is counted again; otherwise it is
- * reported lost. Returns {othersWaiting, n, reacquiredId x n, lostId...}: the caller gives back a
- * re-taken lease whose permit was released meanwhile.
+ * Extends the leases of process ARGV[3] with the given ids (ARGV[5..]; ARGV[4] is the channel). A
+ * lease that is gone (it expired while this holder could not reach Redis, or Redis lost its data in
+ * a restart) is taken again when the limit leaves room, so a task still running is counted again;
+ * otherwise it is reported lost. That is how running tasks are counted again during a data-loss
+ * window (see the file's comment), which this call also opens or extends. Returns {othersWaiting,
+ * n, reacquiredId x n, lostId...}: the caller gives back a re-taken lease whose permit was released
+ * meanwhile.
  */
 export const REFRESH = `${PRELUDE}
+${windowOn("ARGV[4]")}
+${EXPIRE_HOLDERS}
 local lost = {}
 local reacquired = {}
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
     redis.call('ZADD', KEYS[1], 'XX', now + ttl, ARGV[i])
   elseif redis.call('ZCARD', KEYS[1]) < limit then
@@ -186,7 +261,7 @@ for i = 4, #ARGV do
     table.insert(lost, ARGV[i])
   end
 end
-if redis.call('ZCARD', KEYS[1]) > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+expireHolders()
 ${PRUNE_WAITING}
 ${countOthers("ARGV[3]")}
 local result = {others, #reacquired}
@@ -200,7 +275,8 @@ return result
  * the process leaves the waiting sets. Then it gives one turn (on channel ARGV[1]) for each id that
  * was still held, plus ARGV[4] more: the turns the process was given and cannot use, so that those
  * permits go on to the next processes in line. Returns {how many were held, how many other
- * processes are waiting}.
+ * processes are waiting}. It leaves the epoch alone: a release after a data loss removes nothing,
+ * and the next script that adds a lease notices the loss.
  */
 export const RELEASE = `${NOW}
 ${GIVE_TURNS}
@@ -223,14 +299,17 @@ return {removed, others}
  * Hands a released permit to a waiter of the same process in one round trip: removes lease
  * ARGV[5] and, if the limit (ARGV[1]) still leaves room, adds lease ARGV[6] (returns 1). Otherwise
  * (a lowered limit) it only releases, giving the turn to the next process (ARGV[4] is the caller)
- * on channel ARGV[3] like RELEASE (returns 0).
+ * on channel ARGV[3] like RELEASE (returns 0). Allowed during a data-loss window, which it opens or
+ * extends like REFRESH: the caller's running tasks stay as many, one finished and one starting.
  */
 export const TRANSFER = `${PRELUDE}
+${windowOn("ARGV[3]")}
+${EXPIRE_HOLDERS}
 ${GIVE_TURNS}
 redis.call('ZREM', KEYS[1], ARGV[5])
 if redis.call('ZCARD', KEYS[1]) < limit then
   redis.call('ZADD', KEYS[1], now + ttl, ARGV[6])
-  redis.call('PEXPIRE', KEYS[1], ttl)
+  expireHolders()
   return 1
 end
 giveTurns(1, ARGV[4], ARGV[3])
