@@ -1,0 +1,193 @@
+/**
+ * A real three-master Redis Cluster for tests: three `redis-server --cluster-enabled yes` processes
+ * on free loopback ports, joined with `redis-cli --cluster create` (no replicas), ready once every
+ * node reports `cluster_state:ok`. No persistence, as a cache-style cluster would run; each node
+ * keeps its `nodes-<port>.conf`, so a node stopped and started again on its port rejoins with the
+ * same identity and slots (and no data), as a crashed ElastiCache/Memorystore shard would.
+ *
+ * `stop()` kills every process and removes the directory even when start-up failed half-way: call
+ * it from `after` in any case.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { once } from "node:events";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { Cluster, Redis } from "ioredis";
+import { freePort, waitForRedis } from "../../bench/redis-server.ts";
+
+const run = promisify(execFile);
+
+interface ClusterNode {
+  port: number;
+  process: ChildProcess | undefined;
+  log: string;
+}
+
+export class RedisClusterServer {
+  /** Temp directory holding every node's cluster config file. */
+  readonly dir: string;
+  readonly #nodes: ClusterNode[] = [];
+
+  private constructor() {
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "sfn-redis-cluster-"));
+  }
+
+  /** Starts the nodes, creates the cluster and waits until every node says it is ok. */
+  static async start(masters = 3): Promise<RedisClusterServer> {
+    const server = new RedisClusterServer();
+    try {
+      for (let i = 0; i < masters; i++) {
+        server.#nodes.push({ port: await freePort(), process: undefined, log: "" });
+      }
+      await Promise.all(server.#nodes.map((node) => server.#startNode(node)));
+      const addresses = server.#nodes.map((node) => `127.0.0.1:${node.port}`);
+      try {
+        await run(
+          "redis-cli",
+          ["--cluster", "create", ...addresses, "--cluster-replicas", "0", "--cluster-yes"],
+          { timeout: 30_000 },
+        );
+      } catch (error) {
+        const { stdout = "", stderr = "" } = error as { stdout?: string; stderr?: string };
+        throw new Error(`redis-cli --cluster create failed: ${String(error)}\n${stdout}\n${stderr}`);
+      }
+      await server.waitUntilOk();
+      return server;
+    } catch (error) {
+      await server.stop();
+      throw error;
+    }
+  }
+
+  /** Node ports, in start order. */
+  get ports(): number[] {
+    return this.#nodes.map((node) => node.port);
+  }
+
+  /** The cluster spelling of the URL, seeded with the first node. */
+  get url(): string {
+    return `redis+cluster://127.0.0.1:${this.ports[0]}`;
+  }
+
+  /** A plain (non-cluster) URL of the first node: what a client that does not follow MOVED sees. */
+  get nodeUrl(): string {
+    return `redis://127.0.0.1:${this.ports[0]}`;
+  }
+
+  /** The port of the master serving `key`'s slot, from the cluster's own slot map. */
+  async portOf(key: string): Promise<number> {
+    const client = this.nodeClient(this.ports[0] as number);
+    try {
+      const slot = Number(await client.call("CLUSTER", "KEYSLOT", key));
+      const ranges = (await client.call("CLUSTER", "SLOTS")) as Array<[number, number, [string, number]]>;
+      for (const [from, to, [, port]] of ranges) {
+        if (slot >= from && slot <= to) return Number(port);
+      }
+      throw new Error(`no master serves slot ${slot} (key ${key})`);
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  /** A plain client of one node (remember to disconnect). */
+  nodeClient(port: number): Redis {
+    return new Redis({ host: "127.0.0.1", port, lazyConnect: false, maxRetriesPerRequest: 1 });
+  }
+
+  /** An ioredis Cluster client for assertions (remember to disconnect). */
+  client(): Cluster {
+    return new Cluster(this.ports.map((port) => ({ host: "127.0.0.1", port })));
+  }
+
+  /** Empties every master (FLUSHALL runs per node in a cluster). */
+  async flushAll(): Promise<void> {
+    for (const port of this.ports) {
+      const client = this.nodeClient(port);
+      try {
+        await client.flushall();
+      } finally {
+        client.disconnect();
+      }
+    }
+  }
+
+  /** Kills one node's process (SIGKILL: a crash, nothing flushed). */
+  async stopNode(port: number, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    const node = this.#node(port);
+    const child = node.process;
+    node.process = undefined;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, "exit");
+    child.kill(signal);
+    await exited;
+  }
+
+  /** Starts a stopped node again on its port; it rejoins from its nodes-<port>.conf, empty. */
+  async startNode(port: number): Promise<void> {
+    await this.#startNode(this.#node(port));
+  }
+
+  /** Waits until every node reports `cluster_state:ok` (after creation, or after a node restart). */
+  async waitUntilOk(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = "";
+    for (;;) {
+      const states = await Promise.all(this.ports.map((port) => this.#clusterState(port)));
+      if (states.every((state) => state === "ok")) return;
+      last = states.map((state, i) => `${this.ports[i]}=${state}`).join(" ");
+      if (Date.now() > deadline) {
+        throw new Error(`Redis Cluster not ok after ${timeoutMs} ms (${last}):\n${this.logs()}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** The tail of every node's output, for failure messages. */
+  logs(): string {
+    return this.#nodes.map((node) => `--- node ${node.port}\n${node.log.slice(-2000)}`).join("\n");
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.#nodes.map((node) => this.stopNode(node.port, "SIGTERM")));
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  #node(port: number): ClusterNode {
+    const node = this.#nodes.find((candidate) => candidate.port === port);
+    if (!node) throw new Error(`no cluster node on port ${port}`);
+    return node;
+  }
+
+  async #startNode(node: ClusterNode): Promise<void> {
+    const args = ["--port", String(node.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+    args.push("--cluster-enabled", "yes", "--cluster-config-file", path.join(this.dir, `nodes-${node.port}.conf`));
+    // A short node timeout lets the cluster notice a killed node (and its return) quickly.
+    args.push("--cluster-node-timeout", "2000", "--dir", this.dir, "--protected-mode", "no");
+    const child = spawn("redis-server", args, { stdio: ["ignore", "pipe", "pipe"] });
+    const keep = (chunk: Buffer): void => {
+      node.log = (node.log + chunk.toString()).slice(-8192);
+    };
+    child.stdout?.on("data", keep);
+    child.stderr?.on("data", keep);
+    child.on("error", (error) => {
+      node.log += `\nspawn failed: ${error.message} (is redis-server installed? apt-get install redis-server)`;
+    });
+    node.process = child;
+    await waitForRedis(`redis://127.0.0.1:${node.port}`, () => node.log);
+  }
+
+  async #clusterState(port: number): Promise<string> {
+    const client = new Redis({ host: "127.0.0.1", port, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    client.on("error", () => {}); // a node that is down reports "unreachable" below
+    try {
+      const info = String(await client.call("CLUSTER", "INFO"));
+      return /^cluster_state:(\w+)/m.exec(info)?.[1] ?? "unknown";
+    } catch {
+      return "unreachable";
+    } finally {
+      client.disconnect();
+    }
+  }
+}
