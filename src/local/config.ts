@@ -24,6 +24,7 @@ import {
   sourceFieldSchemas,
 } from "../api/fields.ts";
 import { joinTargetUrl, type PollerSettings } from "../api/types.ts";
+import { formatRedisProblem, redisSettingsFromEnv } from "../semaphore/redis/settings.ts";
 
 export { ConfigError };
 
@@ -56,14 +57,14 @@ const fileSchema = z.strictObject({
 });
 
 /** Read and check a sources file; a file that cannot be read is a ConfigError naming the OS reason. */
-export async function loadLocalConfig(path: string): Promise<LocalConfig> {
+export async function loadLocalConfig(path: string, env: NodeJS.ProcessEnv = {}): Promise<LocalConfig> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
   } catch (error) {
     throw new ConfigError([`${path}: cannot read the file: ${osReason(error)}`]);
   }
-  return parseLocalConfig(text, path);
+  return parseLocalConfig(text, path, env);
 }
 
 /** The OS's words for a failed file operation ("no such file or directory (ENOENT)"). */
@@ -80,9 +81,10 @@ function osReason(error: unknown): string {
 /**
  * Check and resolve the text of a sources file. `fileName` only labels the messages. Throws ConfigError
  * listing every problem: YAML syntax (with line:col), unknown keys, wrong types and values, duplicate
- * activity names, and concurrencyPerPoller above maxConcurrency.
+ * activity names, and concurrencyPerPoller above maxConcurrency. With `redis:`, the Redis variables of
+ * `env` (cluster mode, Sentinels, lease TTL) are checked too, with the URL they go with.
  */
-export function parseLocalConfig(text: string, fileName: string): LocalConfig {
+export function parseLocalConfig(text: string, fileName: string, env: NodeJS.ProcessEnv = {}): LocalConfig {
   const lineCounter = new LineCounter();
   // Unique keys: a key given twice in YAML is an error, not "the last one wins".
   const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
@@ -115,9 +117,22 @@ export function parseLocalConfig(text: string, fileName: string): LocalConfig {
   const rawSources = (raw as { sources?: unknown }).sources;
   const entries = Array.isArray(rawSources) ? rawSources : [];
   issues.push(...duplicateNames(entries), ...crossFieldIssues(entries));
+  // Problems of environment variables are named by the variable, not the file: listed after the file's.
+  const variableProblems: string[] = [];
+  const redis = redisUrlSchema.safeParse((raw as { redis?: unknown }).redis);
+  if (redis.success) {
+    const urlSetting = `${fileName} (redis)`;
+    for (const problem of redisSettingsFromEnv(redis.data, env, urlSetting).problems) {
+      if (problem.setting === urlSetting) issues.push({ path: ["redis"], message: problem.message });
+      else variableProblems.push(formatRedisProblem(problem));
+    }
+  }
 
-  if (!parsed.success || issues.length > 0) {
-    throw new ConfigError(sortBySource(issues).map((issue) => formatIssue(fileName, entries, issue)));
+  if (!parsed.success || issues.length > 0 || variableProblems.length > 0) {
+    throw new ConfigError([
+      ...sortBySource(issues).map((issue) => formatIssue(fileName, entries, issue)),
+      ...variableProblems,
+    ]);
   }
   const file = parsed.data;
   return {

@@ -4,7 +4,6 @@
  * process only, which the log says).
  */
 
-import { parseDuration } from "../api/duration.ts";
 import { ConfigError } from "../api/fields.ts";
 import type { PollerSettings } from "../api/types.ts";
 import { getLogger } from "../observability/logger.ts";
@@ -12,6 +11,7 @@ import type { PollerMetrics } from "../observability/metrics.ts";
 import { InProcessSemaphore } from "./in-process.ts";
 import { RedisConnection, redactRedisUrl, redisOptionsFromEnv } from "./redis/connection.ts";
 import { RedisSemaphore } from "./redis/redis-semaphore.ts";
+import { formatRedisProblem, redisSettingsFromEnv } from "./redis/settings.ts";
 import type { Semaphore } from "./semaphore.ts";
 
 export interface SemaphoreFactory {
@@ -37,8 +37,11 @@ export function createSemaphoreFactory(options: SemaphoreFactoryOptions): Semaph
     };
   }
   const { metrics, env } = options;
+  // The commands checked these settings with the rest of their configuration; this is the backstop.
+  const { settings: redis, problems } = redisSettingsFromEnv(options.redisUrl, env, "Redis URL");
+  if (problems.length > 0) throw new ConfigError(problems.map(formatRedisProblem));
   // Advanced: how long a crashed process's permits stay taken (refreshed every third of it).
-  const leaseTtlMs = env.SFN_REDIS_LEASE_TTL ? leaseTtlFrom(env.SFN_REDIS_LEASE_TTL) : undefined;
+  const leaseTtlMs = redis.leaseTtlMs;
   const connection = new RedisConnection({
     ...redisOptionsFromEnv(options.redisUrl, env),
     connectionName: `sfn-operator:${options.holderName}`,
@@ -46,6 +49,7 @@ export function createSemaphoreFactory(options: SemaphoreFactoryOptions): Semaph
   });
   log.info("using the Redis semaphore: limits hold across every process sharing this Redis", {
     redis: redactRedisUrl(options.redisUrl),
+    mode: redis.cluster ? "cluster" : redis.sentinels ? "sentinel" : "single",
   });
   return {
     semaphoreFor: (settings, activityArn, limit) =>
@@ -60,20 +64,4 @@ export function createSemaphoreFactory(options: SemaphoreFactoryOptions): Semaph
       }),
     close: () => connection.close(),
   };
-}
-
-const MIN_LEASE_TTL_MS = 500;
-const MAX_LEASE_TTL_MS = 10 * 60_000;
-
-function leaseTtlFrom(text: string): number {
-  let ms: number;
-  try {
-    ms = parseDuration(text);
-  } catch (error) {
-    throw new ConfigError([`SFN_REDIS_LEASE_TTL: ${error instanceof Error ? error.message : String(error)}`]);
-  }
-  if (ms < MIN_LEASE_TTL_MS || ms > MAX_LEASE_TTL_MS) {
-    throw new ConfigError([`SFN_REDIS_LEASE_TTL: must be from 500ms to 10m, got "${text}"`]);
-  }
-  return ms;
 }

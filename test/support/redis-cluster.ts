@@ -162,7 +162,12 @@ export class RedisClusterServer {
 
   async #startNode(node: ClusterNode): Promise<void> {
     const args = ["--port", String(node.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
-    args.push("--cluster-enabled", "yes", "--cluster-config-file", path.join(this.dir, `nodes-${node.port}.conf`));
+    args.push(
+      "--cluster-enabled",
+      "yes",
+      "--cluster-config-file",
+      path.join(this.dir, `nodes-${node.port}.conf`),
+    );
     // A short node timeout lets the cluster notice a killed node (and its return) quickly.
     args.push("--cluster-node-timeout", "2000", "--dir", this.dir, "--protected-mode", "no");
     const child = spawn("redis-server", args, { stdio: ["ignore", "pipe", "pipe"] });
