@@ -11,7 +11,7 @@
  */
 import { createHash } from "node:crypto";
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis";
-import { ConfigError } from "../../api/fields.ts";
+import { ConfigError, isRedisClusterUrl } from "../../api/fields.ts";
 import { describeError, getLogger } from "../../observability/logger.ts";
 import { formatRedisProblem, redisSettingsFromEnv } from "./settings.ts";
 
@@ -68,12 +68,7 @@ export function redactRedisUrl(url: string): string {
 
 /** Whether the options choose Redis Cluster (by the flag or by the URL's scheme). */
 export function isClusterMode(options: Pick<RedisConnectionOptions, "url" | "cluster">): boolean {
-  if (options.cluster) return true;
-  try {
-    return new URL(options.url).protocol.endsWith("+cluster:");
-  } catch {
-    return false;
-  }
+  return options.cluster === true || isRedisClusterUrl(options.url);
 }
 
 type Listener = () => void;
@@ -267,7 +262,7 @@ export class RedisConnection {
  * and TLS apply to every node. For commands, no offline queue (fail fast, as in plain mode); for the
  * subscriber, an offline queue (subscriptions made before it connects are sent when it does).
  */
-function clusterArguments(
+export function clusterArguments(
   options: RedisConnectionOptions,
   subscriber: boolean,
 ): [Array<{ host: string; port: number }>, ClusterOptions] {
