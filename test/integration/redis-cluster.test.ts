@@ -319,7 +319,7 @@ describe("Redis Cluster (three real masters)", function () {
     await permits[1]?.release();
   });
 
-  describe("the CLI with a redis+cluster:// URL", () => {
+  describe("the CLI in cluster mode", () => {
     let emulator: RunningEmulator;
     const targets: TestTarget[] = [];
     const clis: CliProcess[] = [];
@@ -382,6 +382,40 @@ describe("Redis Cluster (three real masters)", function () {
       for (const [index, target] of targets.entries()) {
         expect(target.peak, `peak concurrency at ${used[index]?.name}'s target`).to.equal(2);
       }
+    });
+
+    it("the poller with SFN_REDIS_CLUSTER=true and a redis:// URL connects, reports ready and serves tasks", async () => {
+      const client = new EmulatorClient(emulator.url);
+      const { name } = spread[2] as (typeof spread)[number];
+      const target = await new TestTarget().start();
+      targets.push(target);
+      const cli = new CliProcess(["poller"], {
+        ...awsEnvFor(emulator.url),
+        SFN_ACTIVITY_NAME: name,
+        SFN_TARGET_URL: target.url,
+        SFN_TARGET_PATH: "/work",
+        SFN_MAX_CONCURRENCY: "2",
+        SFN_CONCURRENCY_PER_POLLER: "2",
+        SFN_REDIS_URL: cluster.nodeUrl,
+        SFN_REDIS_CLUSTER: "true",
+        SFN_METRICS_PORT: "0",
+      });
+      clis.push(cli);
+      await cli.waitForLog((r) => r.message === "connected to Redis" && r.cluster === true);
+      await cli.waitForLog((r) => r.message === "polling");
+      const metricsLine = cli.logs().find((r) => r.message === "serving /metrics, /healthz and /readyz");
+      const readyz = await fetch(`http://127.0.0.1:${String(metricsLine?.port)}/readyz`);
+      expect(readyz.status, await readyz.text()).to.equal(200);
+      const { tasks } = await client.enqueue({ activityName: name, input: { reply: "json" }, count: 4 });
+      for (const { taskId } of tasks) {
+        await until(
+          async () => (await client.getTask(taskId)).closedAt !== undefined,
+          30_000,
+          `task ${taskId}`,
+        );
+        expect((await client.getTask(taskId)).status).to.equal("SUCCEEDED");
+      }
+      expect(cli.output).not.to.match(/MOVED/);
     });
 
     it("refuses a cluster URL combined with Sentinels, listing every problem, exit 2", async () => {
