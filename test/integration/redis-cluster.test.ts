@@ -439,3 +439,89 @@ describe("Redis Cluster (three real masters)", function () {
     });
   });
 });
+
+describe("Redis Cluster over TLS, with a password (rediss+cluster://)", function () {
+  this.timeout(120_000);
+  const PASSWORD = "cluster-s3cret";
+  let cluster: RedisClusterServer;
+  let emulator: RunningEmulator;
+  let target: TestTarget;
+  let cli: CliProcess | undefined;
+
+  before(async () => {
+    cluster = await RedisClusterServer.start({ tls: true, password: PASSWORD });
+    emulator = await startEmulator({ port: 0, longPollSeconds: 1 });
+    target = await new TestTarget().start();
+  });
+  after(async () => {
+    await cli?.stop();
+    await target?.close();
+    await emulator?.close();
+    await cluster?.stop();
+  });
+
+  it("local mode connects through the seed's host name, reaches the other masters with TLS and the password, and never logs it", async () => {
+    // An activity whose keys are not on the seed node: its scripts run on a discovered node.
+    const seedPort = cluster.ports[0] as number;
+    let name = "";
+    for (let i = 0; i < 100 && name === ""; i++) {
+      const candidate = `tls-${i}`;
+      if ((await cluster.portOf(semaphoreKeys(arnOf(candidate)).holders)) !== seedPort) name = candidate;
+    }
+    // The seed by host name: with TLS the name is kept (dnsLookup), and the certificate names it.
+    const file = await writeTempFile(
+      "sources.yaml",
+      [
+        `redis: rediss+cluster://localhost:${seedPort}`,
+        "sources:",
+        `  - activityName: ${name}`,
+        `    target: ${target.url}`,
+        "    path: /work",
+        "    maxConcurrency: 2",
+        "    concurrencyPerPoller: 2",
+        "",
+      ].join("\n"),
+    );
+    cli = new CliProcess(["local", "-f", file, "--metrics-port", "0"], {
+      ...awsEnvFor(emulator.url),
+      SFN_REDIS_PASSWORD: PASSWORD,
+      NODE_EXTRA_CA_CERTS: cluster.caFile,
+    });
+    await cli.waitForLog((r) => r.message === "connected to Redis" && r.cluster === true, 30_000);
+    await cli.waitForLog((r) => r.message === "polling");
+    const metricsLine = cli.logs().find((r) => r.message === "serving /metrics, /healthz and /readyz");
+    const readyz = await fetch(`http://127.0.0.1:${String(metricsLine?.port)}/readyz`);
+    expect(readyz.status, await readyz.text()).to.equal(200);
+    // The subscriber connection (ioredis opens it apart from the node connections) also got TLS and
+    // the password: the release channel has a subscriber on some node.
+    const channel = semaphoreKeys(arnOf(name)).released;
+    await until(
+      async () => {
+        for (const port of cluster.ports) {
+          const node = cluster.nodeClient(port);
+          try {
+            const [, count] = (await node.pubsub("NUMSUB", channel)) as [string, number];
+            if (Number(count) > 0) return true;
+          } finally {
+            node.disconnect();
+          }
+        }
+        return false;
+      },
+      10_000,
+      "the subscription over TLS",
+    );
+
+    const client = new EmulatorClient(emulator.url);
+    const { tasks } = await client.enqueue({ activityName: name, input: { reply: "json" }, count: 4 });
+    for (const { taskId } of tasks) {
+      await until(
+        async () => (await client.getTask(taskId)).closedAt !== undefined,
+        30_000,
+        `task ${taskId}`,
+      );
+      expect((await client.getTask(taskId)).status).to.equal("SUCCEEDED");
+    }
+    expect(cli.output).not.to.contain(PASSWORD);
+  });
+});

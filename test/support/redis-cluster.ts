@@ -5,6 +5,9 @@
  * keeps its `nodes-<port>.conf`, so a node stopped and started again on its port rejoins with the
  * same identity and slots (and no data), as a crashed ElastiCache/Memorystore shard would.
  *
+ * With `tls`, the nodes listen with TLS only (also on the cluster bus) with a certificate for
+ * 127.0.0.1 / localhost from a test CA; with `password`, they require it (AUTH).
+ *
  * `stop()` kills every process and removes the directory even when start-up failed half-way: call
  * it from `after` in any case.
  */
@@ -14,44 +17,77 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { Cluster, Redis } from "ioredis";
-import { freePort, waitForRedis } from "../../bench/redis-server.ts";
+import { Cluster, Redis, type RedisOptions } from "ioredis";
+import { freePort } from "../../bench/redis-server.ts";
+import { type CertPair, createPki } from "./cluster-pki.ts";
 
 const run = promisify(execFile);
 
 interface ClusterNode {
   port: number;
+  /** The cluster bus port: free too (the default, port + 10000, may be taken or above 65535). */
+  busPort: number;
   process: ChildProcess | undefined;
   log: string;
 }
 
+export interface RedisClusterOptions {
+  masters?: number;
+  tls?: boolean;
+  password?: string;
+}
+
 export class RedisClusterServer {
-  /** Temp directory holding every node's cluster config file. */
+  /** Temp directory holding every node's cluster config file (and the TLS files). */
   readonly dir: string;
+  readonly password: string | undefined;
+  /** With TLS: the CA file that signed the nodes' certificate (for NODE_EXTRA_CA_CERTS). */
+  caFile: string | undefined;
+  #tls: { ca: CertPair; serving: CertPair; client: CertPair } | undefined;
   readonly #nodes: ClusterNode[] = [];
 
-  private constructor() {
+  private constructor(password: string | undefined) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "sfn-redis-cluster-"));
+    this.password = password;
   }
 
   /** Starts the nodes, creates the cluster and waits until every node says it is ok. */
-  static async start(masters = 3): Promise<RedisClusterServer> {
-    const server = new RedisClusterServer();
+  static async start(options: RedisClusterOptions = {}): Promise<RedisClusterServer> {
+    const { masters = 3 } = options;
+    const server = new RedisClusterServer(options.password);
     try {
+      if (options.tls) {
+        const pki = await createPki(path.join(server.dir, "pki"));
+        // Nodes authenticate each other on the TLS cluster bus whatever tls-auth-clients says: each
+        // needs a client certificate too (the serving one is for serverAuth only).
+        server.#tls = { ca: pki.ca, serving: pki.serving, client: pki.admin };
+        server.caFile = pki.ca.cert;
+      }
       for (let i = 0; i < masters; i++) {
-        server.#nodes.push({ port: await freePort(), process: undefined, log: "" });
+        server.#nodes.push({
+          port: await freePort(),
+          busPort: await freePort(),
+          process: undefined,
+          log: "",
+        });
       }
       await Promise.all(server.#nodes.map((node) => server.#startNode(node)));
       const addresses = server.#nodes.map((node) => `127.0.0.1:${node.port}`);
       try {
+        const cliOptions = [
+          ...(server.#tls ? ["--tls", "--cacert", server.#tls.ca.cert] : []),
+          ...(server.password ? ["--no-auth-warning", "-a", server.password] : []),
+        ];
         await run(
           "redis-cli",
-          ["--cluster", "create", ...addresses, "--cluster-replicas", "0", "--cluster-yes"],
+          [...cliOptions, "--cluster", "create", ...addresses, "--cluster-replicas", "0", "--cluster-yes"],
           { timeout: 30_000 },
         );
       } catch (error) {
         const { stdout = "", stderr = "" } = error as { stdout?: string; stderr?: string };
-        throw new Error(`redis-cli --cluster create failed: ${String(error)}\n${stdout}\n${stderr}`);
+        throw new Error(
+          `redis-cli --cluster create failed: ${String(error)}\n${stdout}\n${stderr}\n${server.logs()}`,
+        );
       }
       await server.waitUntilOk();
       return server;
@@ -68,7 +104,7 @@ export class RedisClusterServer {
 
   /** The cluster spelling of the URL, seeded with the first node. */
   get url(): string {
-    return `redis+cluster://127.0.0.1:${this.ports[0]}`;
+    return `${this.#tls ? "rediss" : "redis"}+cluster://127.0.0.1:${this.ports[0]}`;
   }
 
   /** A plain (non-cluster) URL of the first node: what a client that does not follow MOVED sees. */
@@ -92,13 +128,22 @@ export class RedisClusterServer {
   }
 
   /** A plain client of one node (remember to disconnect). */
-  nodeClient(port: number): Redis {
-    return new Redis({ host: "127.0.0.1", port, lazyConnect: false, maxRetriesPerRequest: 1 });
+  nodeClient(port: number, options: RedisOptions = {}): Redis {
+    return new Redis({
+      host: "127.0.0.1",
+      port,
+      maxRetriesPerRequest: 1,
+      ...this.#clientOptions(),
+      ...options,
+    });
   }
 
   /** An ioredis Cluster client for assertions (remember to disconnect). */
   client(): Cluster {
-    return new Cluster(this.ports.map((port) => ({ host: "127.0.0.1", port })));
+    return new Cluster(
+      this.ports.map((port) => ({ host: "127.0.0.1", port })),
+      { redisOptions: this.#clientOptions() },
+    );
   }
 
   /** Empties every master (FLUSHALL runs per node in a cluster). */
@@ -160,8 +205,41 @@ export class RedisClusterServer {
     return node;
   }
 
+  /** TLS (trusting the test CA) and the password, for the harness's own clients. */
+  #clientOptions(): RedisOptions {
+    return {
+      ...(this.#tls ? { tls: { ca: fs.readFileSync(this.#tls.ca.cert) } } : {}),
+      ...(this.password ? { password: this.password } : {}),
+    };
+  }
+
   async #startNode(node: ClusterNode): Promise<void> {
-    const args = ["--port", String(node.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+    const args = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+    if (this.#tls) {
+      // TLS only, clients and cluster bus alike; clients are not asked for certificates.
+      args.push(
+        "--port",
+        "0",
+        "--tls-port",
+        String(node.port),
+        "--tls-cluster",
+        "yes",
+        "--tls-auth-clients",
+        "no",
+      );
+      args.push("--tls-cert-file", this.#tls.serving.cert, "--tls-key-file", this.#tls.serving.key);
+      args.push("--tls-ca-cert-file", this.#tls.ca.cert);
+      args.push(
+        "--tls-client-cert-file",
+        this.#tls.client.cert,
+        "--tls-client-key-file",
+        this.#tls.client.key,
+      );
+    } else {
+      args.push("--port", String(node.port));
+    }
+    if (this.password) args.push("--requirepass", this.password, "--masterauth", this.password);
+    args.push("--cluster-port", String(node.busPort));
     args.push(
       "--cluster-enabled",
       "yes",
@@ -180,11 +258,15 @@ export class RedisClusterServer {
       node.log += `\nspawn failed: ${error.message} (is redis-server installed? apt-get install redis-server)`;
     });
     node.process = child;
-    await waitForRedis(`redis://127.0.0.1:${node.port}`, () => node.log);
+    const deadline = Date.now() + 10_000;
+    while ((await this.#clusterState(node.port)) === "unreachable") {
+      if (Date.now() > deadline) throw new Error(`redis-server did not start on ${node.port}:\n${node.log}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   async #clusterState(port: number): Promise<string> {
-    const client = new Redis({ host: "127.0.0.1", port, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const client = this.nodeClient(port, { maxRetriesPerRequest: 0, retryStrategy: () => null });
     client.on("error", () => {}); // a node that is down reports "unreachable" below
     try {
       const info = String(await client.call("CLUSTER", "INFO"));

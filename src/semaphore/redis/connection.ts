@@ -87,6 +87,8 @@ export class RedisConnection {
   readonly #channels = new Map<string, Set<MessageListener>>();
   /** Cluster mode: node connections of `client` that were lost and have not come back yet. */
   readonly #downNodes = new Set<Redis>();
+  /** Cluster mode: lost nodes being asked whether they serve their slots again. */
+  readonly #confirming = new Set<Redis>();
   #ready = false;
   #lastError: string | undefined;
   #closed = false;
@@ -229,7 +231,8 @@ export class RedisConnection {
    * watched. Losing one fails the whole process closed until it is back (Redis Cluster itself refuses
    * every slot once a master is marked failed, by default), and its return counts as a reconnect: a
    * master restarted without persistence and without a replica comes back empty, and the semaphores'
-   * reconnect path (re-register leases, then a grace period) is what keeps the limit then. Node
+   * reconnect path (re-register leases, then a grace period) is what keeps the limit then (see
+   * `#whenServing` for when a node counts as back). Node
    * connections reconnect by themselves (`clusterNodeRetryStrategy`) so that their return is seen;
    * ioredis's default drops them and only reconnects when a command happens to need the node.
    */
@@ -247,13 +250,41 @@ export class RedisConnection {
         this.#markDown(`cluster node ${name(node)} unreachable`);
       });
       node.on("ready", () => {
-        if (this.#downNodes.delete(node)) this.#markReady(log);
+        if (this.#downNodes.has(node)) void this.#whenServing(node);
       });
     });
     cluster.on("-node", (node: Redis) => {
       removed.add(node);
       if (this.#downNodes.delete(node)) this.#markReady(log);
     });
+  }
+
+  /**
+   * A node that was lost is back once it serves its slots again, not when it accepts connections: a
+   * restarted master answers CLUSTERDOWN until it has rejoined. Counting it back earlier would start
+   * the semaphores' reconnect grace period while their lease re-registration still fails, and the
+   * grace could end before it succeeds. Asked every 200 ms while the connection stays up.
+   */
+  async #whenServing(node: Redis): Promise<void> {
+    if (this.#confirming.has(node)) return;
+    this.#confirming.add(node);
+    try {
+      while (!this.#closed && this.#downNodes.has(node) && node.status === "ready") {
+        try {
+          const info = String(await node.call("CLUSTER", "INFO"));
+          if (/^cluster_state:ok\b/m.test(info)) {
+            this.#downNodes.delete(node);
+            this.#markReady(getLogger("redis"));
+            return;
+          }
+        } catch (error) {
+          this.#lastError = describeError(error);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    } finally {
+      this.#confirming.delete(node);
+    }
   }
 }
 
