@@ -525,3 +525,79 @@ describe("Redis Cluster over TLS, with a password (rediss+cluster://)", function
     expect(cli.output).not.to.contain(PASSWORD);
   });
 });
+
+describe("Redis Cluster with replicas: a master fails over", function () {
+  this.timeout(120_000);
+  let cluster: RedisClusterServer;
+  const connections: RedisConnection[] = [];
+  const semaphores: RedisSemaphore[] = [];
+  const never = new AbortController().signal;
+
+  before(async () => {
+    cluster = await RedisClusterServer.start({ replicas: 1 });
+  });
+  after(async () => {
+    for (const semaphore of semaphores.splice(0)) await semaphore.close();
+    for (const connection of connections.splice(0)) await connection.close();
+    await cluster?.stop();
+  });
+
+  it("fails closed while the master is lost, then follows the promoted replica and keeps the limit", async () => {
+    const arn = arnOf("failover");
+    const keys = semaphoreKeys(arn);
+    const master = await cluster.portOf(keys.holders);
+    // Seeded with another node, so that the lost master is not the only address the clients know.
+    const seed = cluster.ports.find((port) => port !== master);
+    const options = { limit: 2, leaseTtlMs: 3000, recheckMs: 200, reconnectGraceMs: 2000 };
+    const open = async (name: string) => {
+      const connection = new RedisConnection({
+        url: `redis+cluster://127.0.0.1:${seed}`,
+        connectionName: name,
+      });
+      connections.push(connection);
+      await until(() => connection.ready, 10_000, `${name} to connect`);
+      const semaphore = new RedisSemaphore({ connection, activityArn: arn, ...options });
+      semaphores.push(semaphore);
+      return { connection, semaphore };
+    };
+    const holder = await open("holder");
+    const waiter = await open("waiter");
+    const permits = [await holder.semaphore.acquire(never), await holder.semaphore.acquire(never)];
+    const waiting = pending(waiter.semaphore.acquire(never));
+    await sleep(300);
+    expect(waiting.settled).to.equal(false);
+
+    await cluster.stopNode(master);
+    await until(() => !holder.connection.ready && !waiter.connection.ready, 10_000, "both to fail closed");
+    await until(
+      async () => (await cluster.portOf(keys.holders)) !== master,
+      30_000,
+      "the replica to be promoted",
+    );
+    const promoted = await cluster.portOf(keys.holders);
+    await until(
+      () => holder.connection.ready && waiter.connection.ready,
+      30_000,
+      "both to follow the failover",
+    );
+    const countOnPromoted = async () => {
+      const client = cluster.nodeClient(promoted);
+      try {
+        return await client.zcard(keys.holders);
+      } finally {
+        client.disconnect();
+      }
+    };
+    await until(async () => (await countOnPromoted()) === 2, 5000, "the holder's leases on the new master");
+    await sleep(2500); // past the waiter's grace period
+    expect(waiting.settled, "no permit beyond the limit after the failover").to.equal(false);
+
+    const released = performance.now();
+    await permits[0]?.release();
+    const permit = await waiting;
+    expect(performance.now() - released, "woken on the new master").to.be.below(1000);
+    expect(await countOnPromoted()).to.equal(2);
+    await permit.release();
+    await permits[1]?.release();
+  });
+});

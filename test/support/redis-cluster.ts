@@ -33,6 +33,8 @@ interface ClusterNode {
 
 export interface RedisClusterOptions {
   masters?: number;
+  /** Replicas per master (redis-cli assigns them). */
+  replicas?: number;
   tls?: boolean;
   password?: string;
 }
@@ -53,7 +55,7 @@ export class RedisClusterServer {
 
   /** Starts the nodes, creates the cluster and waits until every node says it is ok. */
   static async start(options: RedisClusterOptions = {}): Promise<RedisClusterServer> {
-    const { masters = 3 } = options;
+    const { masters = 3, replicas = 0 } = options;
     const server = new RedisClusterServer(options.password);
     try {
       if (options.tls) {
@@ -63,7 +65,7 @@ export class RedisClusterServer {
         server.#tls = { ca: pki.ca, serving: pki.serving, client: pki.admin };
         server.caFile = pki.ca.cert;
       }
-      for (let i = 0; i < masters; i++) {
+      for (let i = 0; i < masters * (1 + replicas); i++) {
         server.#nodes.push({
           port: await freePort(),
           busPort: await freePort(),
@@ -80,7 +82,15 @@ export class RedisClusterServer {
         ];
         await run(
           "redis-cli",
-          [...cliOptions, "--cluster", "create", ...addresses, "--cluster-replicas", "0", "--cluster-yes"],
+          [
+            ...cliOptions,
+            "--cluster",
+            "create",
+            ...addresses,
+            "--cluster-replicas",
+            String(replicas),
+            "--cluster-yes",
+          ],
           { timeout: 30_000 },
         );
       } catch (error) {
@@ -90,6 +100,7 @@ export class RedisClusterServer {
         );
       }
       await server.waitUntilOk();
+      if (replicas > 0) await server.#waitForReplicaLinks();
       return server;
     } catch (error) {
       await server.stop();
@@ -112,19 +123,26 @@ export class RedisClusterServer {
     return `redis://127.0.0.1:${this.ports[0]}`;
   }
 
-  /** The port of the master serving `key`'s slot, from the cluster's own slot map. */
+  /** The port of the master serving `key`'s slot, from the slot map of the first node that answers. */
   async portOf(key: string): Promise<number> {
-    const client = this.nodeClient(this.ports[0] as number);
-    try {
-      const slot = Number(await client.call("CLUSTER", "KEYSLOT", key));
-      const ranges = (await client.call("CLUSTER", "SLOTS")) as Array<[number, number, [string, number]]>;
-      for (const [from, to, [, port]] of ranges) {
-        if (slot >= from && slot <= to) return Number(port);
+    let lastError: unknown;
+    for (const port of this.ports) {
+      const client = this.nodeClient(port, { retryStrategy: () => null, maxRetriesPerRequest: 0 });
+      client.on("error", () => {}); // a stopped node: ask the next one
+      try {
+        const slot = Number(await client.call("CLUSTER", "KEYSLOT", key));
+        const ranges = (await client.call("CLUSTER", "SLOTS")) as Array<[number, number, [string, number]]>;
+        for (const [from, to, [, master]] of ranges) {
+          if (slot >= from && slot <= to) return Number(master);
+        }
+        throw new Error(`no master serves slot ${slot} (key ${key})`);
+      } catch (error) {
+        lastError = error;
+      } finally {
+        client.disconnect();
       }
-      throw new Error(`no master serves slot ${slot} (key ${key})`);
-    } finally {
-      client.disconnect();
     }
+    throw lastError;
   }
 
   /** A plain client of one node (remember to disconnect). */
@@ -189,6 +207,26 @@ export class RedisClusterServer {
     }
   }
 
+  /** Waits until every replica has synced with its master (`master_link_status:up`). */
+  async #waitForReplicaLinks(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      let pending = 0;
+      for (const port of this.ports) {
+        const client = this.nodeClient(port);
+        try {
+          const info = await client.info("replication");
+          if (/^role:slave/m.test(info) && !/^master_link_status:up/m.test(info)) pending += 1;
+        } finally {
+          client.disconnect();
+        }
+      }
+      if (pending === 0) return;
+      if (Date.now() > deadline) throw new Error(`${pending} replica(s) not synced after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
   /** The tail of every node's output, for failure messages. */
   logs(): string {
     return this.#nodes.map((node) => `--- node ${node.port}\n${node.log.slice(-2000)}`).join("\n");
@@ -239,6 +277,9 @@ export class RedisClusterServer {
       args.push("--port", String(node.port));
     }
     if (this.password) args.push("--requirepass", this.password, "--masterauth", this.password);
+    // Replicas sync at once (the default waits 5 s for more replicas), and one that has not synced is
+    // not promoted: start() waits for every replica's link.
+    args.push("--repl-diskless-sync-delay", "0");
     args.push("--cluster-port", String(node.busPort));
     args.push(
       "--cluster-enabled",

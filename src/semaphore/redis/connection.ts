@@ -257,6 +257,21 @@ export class RedisConnection {
       removed.add(node);
       if (this.#downNodes.delete(node)) this.#markReady(log);
     });
+    // After a slot map refresh, a lost node that no longer serves any slot (a failed-over master) is
+    // no longer waited for. ioredis drops it from its pool, but a connection dropped while it was
+    // reconnecting never says so with "-node" (it closes without a new "close" or "end").
+    cluster.on("refresh", () => {
+      const current = new Set(cluster.nodes("all"));
+      let pruned = false;
+      for (const node of this.#downNodes) {
+        if (!current.has(node)) {
+          removed.add(node);
+          this.#downNodes.delete(node);
+          pruned = true;
+        }
+      }
+      if (pruned) this.#markReady(log);
+    });
   }
 
   /**
