@@ -319,6 +319,20 @@ describe("Redis Cluster (three real masters)", function () {
     await permits[1]?.release();
   });
 
+  it("fails closed, saying why, while no node of the cluster can be reached", async () => {
+    const connection = new RedisConnection({ url: "redis+cluster://127.0.0.1:1" });
+    connections.push(connection);
+    const semaphore = semaphoreOn(connection, spread[0]?.arn ?? "", { limit: 1 });
+    const outcome = await semaphore.acquire(AbortSignal.timeout(1500)).then(
+      () => "granted",
+      (error: unknown) => String(error),
+    );
+    expect(outcome).to.match(/AbortError/);
+    expect(connection.ready).to.equal(false);
+    expect(semaphore.health()).to.deep.include({ ready: false });
+    expect(connection.problem).to.match(/^Redis unreachable: ClusterAllFailedError/);
+  });
+
   describe("the CLI in cluster mode", () => {
     let emulator: RunningEmulator;
     const targets: TestTarget[] = [];

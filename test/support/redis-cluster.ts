@@ -14,14 +14,32 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import fs from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { Cluster, Redis, type RedisOptions } from "ioredis";
-import { freePort } from "../../bench/redis-server.ts";
 import { type CertPair, createPki } from "./cluster-pki.ts";
 
 const run = promisify(execFile);
+
+/**
+ * `count` free loopback ports, all different: each is held until all are found (ports found one at a
+ * time, each released before the next is asked for, can come back twice).
+ */
+async function distinctFreePorts(count: number): Promise<number[]> {
+  const servers: net.Server[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const server = net.createServer();
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      servers.push(server);
+    }
+    return servers.map((server) => (server.address() as net.AddressInfo).port);
+  } finally {
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  }
+}
 
 interface ClusterNode {
   port: number;
@@ -65,13 +83,11 @@ export class RedisClusterServer {
         server.#tls = { ca: pki.ca, serving: pki.serving, client: pki.admin };
         server.caFile = pki.ca.cert;
       }
-      for (let i = 0; i < masters * (1 + replicas); i++) {
-        server.#nodes.push({
-          port: await freePort(),
-          busPort: await freePort(),
-          process: undefined,
-          log: "",
-        });
+      const count = masters * (1 + replicas);
+      const ports = await distinctFreePorts(2 * count);
+      for (let i = 0; i < count; i++) {
+        const [port, busPort] = [ports[2 * i] as number, ports[2 * i + 1] as number];
+        server.#nodes.push({ port, busPort, process: undefined, log: "" });
       }
       await Promise.all(server.#nodes.map((node) => server.#startNode(node)));
       const addresses = server.#nodes.map((node) => `127.0.0.1:${node.port}`);

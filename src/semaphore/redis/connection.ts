@@ -128,7 +128,9 @@ export class RedisConnection {
       ["pubsub", this.subscriber],
     ] as const) {
       connection.on("error", (error: unknown) => {
-        this.#lastError = describeError(error);
+        // A cluster that cannot be reached at all says so without the why; its last node's error has it.
+        const nodeError = (error as { lastNodeError?: unknown } | null)?.lastNodeError;
+        this.#lastError = `${describeError(error)}${nodeError ? ` (${describeError(nodeError)})` : ""}`;
         this.#onError?.(`connection:${name}`, error);
         log.debug("Redis connection error", { connection: name, error: this.#lastError });
       });
