@@ -255,21 +255,33 @@ export const requestPathSchema = z
       `must be a path that starts with "/" and has no spaces, got ${describeValue(issue.input)}`,
   });
 
+/**
+ * URL schemes that choose Redis Cluster mode (the `+cluster` suffix, TLS or not). A scheme rather than
+ * a query parameter: the mode changes which client is used and what the rest of the URL means (a seed
+ * node, database 0 only), so it belongs where a reader looks first, and `redis+cluster` is a valid
+ * RFC 3986 scheme that `new URL` parses like `redis:`.
+ */
+export const REDIS_CLUSTER_PROTOCOLS: readonly string[] = ["redis+cluster:", "rediss+cluster:"];
+const REDIS_PROTOCOLS: readonly string[] = ["redis:", "rediss:", ...REDIS_CLUSTER_PROTOCOLS];
+
+/** Whether a (valid) Redis URL chooses cluster mode by its scheme. */
+export function isRedisClusterUrl(text: string): boolean {
+  const url = parseUrl(text);
+  return url !== undefined && REDIS_CLUSTER_PROTOCOLS.includes(url.protocol);
+}
+
 /** Redis connection URL for the distributed semaphore. */
 export const redisUrlSchema = z
   .string({ error: typeError('a URL such as "redis://127.0.0.1:6379"') })
   .superRefine((text, ctx) => {
     const url = parseUrl(text);
-    if (
-      url === undefined ||
-      (url.protocol !== "redis:" && url.protocol !== "rediss:") ||
-      url.hostname === ""
-    ) {
-      ctx.addIssue({
-        code: "custom",
-        message: `must be a redis:// or rediss:// URL such as "redis://127.0.0.1:6379", got ${describeValue(text)}`,
-      });
-    }
+    if (url !== undefined && url.hostname !== "" && REDIS_PROTOCOLS.includes(url.protocol)) return;
+    // A scheme that tries to say "cluster" in another spelling: name the ones that work.
+    const message =
+      url !== undefined && /cluster/i.test(url.protocol)
+        ? `must be a redis+cluster:// or rediss+cluster:// URL for Redis Cluster, such as "redis+cluster://127.0.0.1:7000", got ${describeValue(text)}`
+        : `must be a redis:// or rediss:// URL such as "redis://127.0.0.1:6379", got ${describeValue(text)}`;
+    ctx.addIssue({ code: "custom", message });
   });
 
 /** The numeric parts of PollerSettings, which resolveSourceLimits derives from the shared fields. */

@@ -26,6 +26,7 @@ import {
   targetHeadersSchema,
 } from "../api/fields.ts";
 import { joinTargetUrl, type PollerSettings } from "../api/types.ts";
+import { formatRedisProblem, redisSettingsFromEnv } from "../semaphore/redis/settings.ts";
 
 export { ConfigError };
 
@@ -137,9 +138,22 @@ export function parseLocalConfig(
   issues.push(...duplicateNames(entries), ...crossFieldIssues(entries));
   const headers = entries.map((entry, index) => headerIssuesAndValues(entry, index, env));
   for (const resolved of headers) if (!resolved.ok) issues.push(...resolved.issues);
+  // Problems of environment variables are named by the variable, not the file: listed after the file's.
+  const variableProblems: string[] = [];
+  const redis = redisUrlSchema.safeParse((raw as { redis?: unknown }).redis);
+  if (redis.success) {
+    const urlSetting = `${fileName} (redis)`;
+    for (const problem of redisSettingsFromEnv(redis.data, env, urlSetting).problems) {
+      if (problem.setting === urlSetting) issues.push({ path: ["redis"], message: problem.message });
+      else variableProblems.push(formatRedisProblem(problem));
+    }
+  }
 
-  if (!parsed.success || issues.length > 0) {
-    throw new ConfigError(sortBySource(issues).map((issue) => formatIssue(fileName, entries, issue)));
+  if (!parsed.success || issues.length > 0 || variableProblems.length > 0) {
+    throw new ConfigError([
+      ...sortBySource(issues).map((issue) => formatIssue(fileName, entries, issue)),
+      ...variableProblems,
+    ]);
   }
   const file = parsed.data;
   return {

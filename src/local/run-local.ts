@@ -38,7 +38,7 @@ export function loopsFor(settings: PollerSettings): number {
 }
 
 export async function runLocal(options: LocalOptions): Promise<number> {
-  const config = options.config ?? (await loadLocalConfig(options.file));
+  const config = options.config ?? (await loadLocalConfig(options.file, process.env));
   const workerName = `${os.hostname()}-${process.pid}`;
   const metrics = new PollerMetrics();
   const semaphores = createSemaphoreFactory({
@@ -100,7 +100,7 @@ export function checkLocal(file: string, config: LocalConfig): string[] {
 function watchSourcesFile(file: string, pollers: readonly Poller[], intervalMs: number): () => void {
   const onChange = (): void => {
     readFile(file, "utf8")
-      .then((text) => applyChanges(parseLocalConfig(text, file).sources, pollers))
+      .then((text) => applyChanges(parseLocalConfig(text, file, process.env).sources, pollers))
       .catch((error: unknown) =>
         log.warn("the sources file changed but cannot be used; keeping the running settings", {
           error: describeError(error),

@@ -34,7 +34,7 @@ import {
   suggestKey,
 } from "../api/fields.ts";
 import { joinTargetUrl, type PollerSettings } from "../api/types.ts";
-import { leaseTtlFromText } from "../semaphore/redis/limits.ts";
+import { redisSettingsFromEnv } from "../semaphore/redis/settings.ts";
 
 export { ConfigError };
 
@@ -151,7 +151,9 @@ export const POLLER_ENV_VARS: readonly PollerEnvVar[] = [
   {
     name: VAR.redisUrl,
     required: false,
-    description: "redis:// or rediss:// URL of the Redis that holds the source's distributed semaphore.",
+    description:
+      "redis:// or rediss:// URL of the Redis that holds the source's distributed semaphore; " +
+      "redis+cluster:// or rediss+cluster:// for a Redis Cluster (see SFN_REDIS_CLUSTER).",
     default: "none: the limit then holds within this process only",
   },
   {
@@ -267,25 +269,26 @@ export function pollerConfigFromEnv(env: NodeJS.ProcessEnv): PollerEnvConfig {
     );
   }
 
+  // The Redis variables beyond the URL (cluster mode, Sentinels, lease TTL), with the URL they go with.
+  const redisUrl = raw.redisUrl !== undefined ? redisUrlSchema.safeParse(raw.redisUrl) : undefined;
+  if (redisUrl?.success) {
+    for (const { setting, message } of redisSettingsFromEnv(redisUrl.data, env, VAR.redisUrl).problems) {
+      issues.push({ path: [setting === VAR.redisUrl ? "redisUrl" : setting], message });
+    }
+  }
+
   const activityName = raw.activityName ?? arnName;
   const limits = parsed.success ? resolveSourceLimits(parsed.data, nameOf) : undefined;
   if (limits !== undefined && !limits.ok) issues.push(...limits.issues);
-  // Read by the semaphore factory; checked here too so that it is reported with the other problems.
-  const leaseTtlText = read("SFN_REDIS_LEASE_TTL");
-  const leaseTtl = leaseTtlText === undefined ? undefined : leaseTtlFromText(leaseTtlText);
-  const otherLines = leaseTtl && "problem" in leaseTtl ? [`SFN_REDIS_LEASE_TTL: ${leaseTtl.problem}`] : [];
-  if (
-    issues.length + otherLines.length > 0 ||
-    !parsed.success ||
-    !limits?.ok ||
-    !headers.ok ||
-    activityName === undefined
-  ) {
-    const order = (issue: FieldIssue): number => FIELDS.indexOf(issue.path[0] as Field);
+  if (issues.length > 0 || !parsed.success || !limits?.ok || !headers.ok || activityName === undefined) {
+    // Variables that are not fields of this module (the Redis ones) go right after SFN_REDIS_URL.
+    const order = (issue: FieldIssue): number => {
+      const index = FIELDS.indexOf(issue.path[0] as Field);
+      return index >= 0 ? index : FIELDS.indexOf("redisUrl") + 0.5;
+    };
     const lines = issues
       .toSorted((a, b) => order(a) - order(b))
-      .map((issue) => `${nameOf(issue.path[0])}: ${issue.message}`)
-      .concat(otherLines);
+      .map((issue) => `${nameOf(issue.path[0])}: ${issue.message}`);
     // The concurrency rule is checked twice (alone, and by resolveSourceLimits): say it once.
     throw new ConfigError([...new Set(lines)]);
   }
@@ -361,6 +364,7 @@ export const OTHER_SFN_VARS = [
   "SFN_LOG_LEVEL",
   "SFN_LOG_FORMAT",
   "SFN_REDIS_PASSWORD",
+  "SFN_REDIS_CLUSTER",
   "SFN_REDIS_SENTINELS",
   "SFN_REDIS_SENTINEL_MASTER",
   "SFN_REDIS_LEASE_TTL",

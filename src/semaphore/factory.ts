@@ -10,8 +10,8 @@ import { getLogger } from "../observability/logger.ts";
 import type { PollerMetrics } from "../observability/metrics.ts";
 import { InProcessSemaphore } from "./in-process.ts";
 import { RedisConnection, redactRedisUrl, redisOptionsFromEnv } from "./redis/connection.ts";
-import { leaseTtlFromText } from "./redis/limits.ts";
 import { RedisSemaphore } from "./redis/redis-semaphore.ts";
+import { formatRedisProblem, redisSettingsFromEnv } from "./redis/settings.ts";
 import type { Semaphore } from "./semaphore.ts";
 
 export interface SemaphoreFactory {
@@ -37,8 +37,11 @@ export function createSemaphoreFactory(options: SemaphoreFactoryOptions): Semaph
     };
   }
   const { metrics, env } = options;
+  // The commands checked these settings with the rest of their configuration; this is the backstop.
+  const { settings: redis, problems } = redisSettingsFromEnv(options.redisUrl, env, "Redis URL");
+  if (problems.length > 0) throw new ConfigError(problems.map(formatRedisProblem));
   // Advanced: how long a crashed process's permits stay taken (refreshed every third of it).
-  const leaseTtlMs = env.SFN_REDIS_LEASE_TTL ? leaseTtlFrom(env.SFN_REDIS_LEASE_TTL) : undefined;
+  const leaseTtlMs = redis.leaseTtlMs;
   const connection = new RedisConnection({
     ...redisOptionsFromEnv(options.redisUrl, env),
     connectionName: `sfn-operator:${options.holderName}`,
@@ -46,6 +49,7 @@ export function createSemaphoreFactory(options: SemaphoreFactoryOptions): Semaph
   });
   log.info("using the Redis semaphore: limits hold across every process sharing this Redis", {
     redis: redactRedisUrl(options.redisUrl),
+    mode: redis.cluster ? "cluster" : redis.sentinels ? "sentinel" : "single",
   });
   return {
     semaphoreFor: (settings, activityArn, limit) =>
@@ -60,11 +64,4 @@ export function createSemaphoreFactory(options: SemaphoreFactoryOptions): Semaph
       }),
     close: () => connection.close(),
   };
-}
-
-/** The lease TTL from `SFN_REDIS_LEASE_TTL` (already checked by the poller with its other variables). */
-function leaseTtlFrom(text: string): number {
-  const ttl = leaseTtlFromText(text);
-  if ("problem" in ttl) throw new ConfigError([`SFN_REDIS_LEASE_TTL: ${ttl.problem}`]);
-  return ttl.ms;
 }

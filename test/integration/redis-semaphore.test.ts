@@ -4,6 +4,7 @@
  */
 import { Writable } from "node:stream";
 import { expect } from "chai";
+import { Redis } from "ioredis";
 import winston from "winston";
 import { getLogger } from "../../src/observability/logger.ts";
 import { RedisConnection } from "../../src/semaphore/redis/connection.ts";
@@ -348,20 +349,21 @@ describe("RedisSemaphore (real redis-server)", function () {
     const holder = await process_(options);
     const a = await process_(options);
     const b = await process_(options);
-    const bConnection = connections[2] as RedisConnection;
+    const bSubscriber = (connections[2] as RedisConnection).subscriber;
+    if (!(bSubscriber instanceof Redis)) throw new Error("expected a plain Redis subscriber");
     const held = [await holder.acquire(never), await holder.acquire(never)];
     // A waits first, with two loops: it would take both permits if it took all it wants.
     const fromA = [pending(a.acquire(never)), pending(a.acquire(never))];
     await sleep(50);
     const fromB = pending(b.acquire(never));
     await sleep(50);
-    bConnection.subscriber.stream.pause(); // B is slow to hear its turn
+    bSubscriber.stream.pause(); // B is slow to hear its turn
     // Released in the same event-loop turn: both leases go back to Redis in one call, two turns.
     await Promise.all(held.map((permit) => permit.release()));
     const aPermit = await fromA[0];
     await sleep(200);
     expect(a.held(), "A took one permit, its turn; the other is B's").to.equal(1);
-    bConnection.subscriber.stream.resume();
+    bSubscriber.stream.resume();
     const bPermit = await fromB;
     await bPermit.release(); // the next turn is A's again
     await aPermit?.release();

@@ -1,21 +1,35 @@
 /**
  * The process's connections to Redis: one for commands, one for pub/sub (a subscribed connection
- * cannot run other commands), shared by every semaphore of the process.
+ * cannot run other commands), shared by every semaphore of the process. Plain Redis, Redis Sentinel
+ * or Redis Cluster (ioredis `Cluster` for both connections: it follows MOVED/ASK, discovers the
+ * nodes from the one in the URL, and routes each script call by the slot of its keys, which the
+ * semaphore's hash tag keeps in one slot per activity).
  *
  * Commands fail fast while Redis is unreachable (no offline queue, a command timeout) so that the
  * semaphore notices and fails closed instead of piling up calls; ioredis reconnects by itself, and
  * `ready`/`down` listeners let the semaphores resume.
  */
 import { createHash } from "node:crypto";
-import { Redis, type RedisOptions } from "ioredis";
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis";
+import { ConfigError, isRedisClusterUrl } from "../../api/fields.ts";
 import { describeError, getLogger } from "../../observability/logger.ts";
 import { COMMAND_TIMEOUT_MS } from "./limits.ts";
+import { formatRedisProblem, redisSettingsFromEnv } from "./settings.ts";
+
+/** The client the semaphore's scripts run on: a plain (or Sentinel) connection, or a cluster. */
+export type RedisClient = Redis | Cluster;
 
 export interface RedisConnectionOptions {
-  /** `redis://[user:password@]host:port[/db]` or `rediss://` (TLS). Host and port are ignored with sentinels. */
+  /**
+   * `redis://[user:password@]host:port[/db]` or `rediss://` (TLS). Host and port are ignored with
+   * sentinels. In cluster mode (`redis+cluster://`, `rediss+cluster://`, or `cluster: true`), the
+   * address of one node or of the configuration/discovery endpoint; the others are discovered.
+   */
   url: string;
   /** Overrides the URL's password (kept out of URLs and process listings: SFN_REDIS_PASSWORD). */
   password?: string;
+  /** Redis Cluster, whatever the URL's scheme (SFN_REDIS_CLUSTER=true); a `+cluster` scheme implies it. */
+  cluster?: boolean;
   /** Sentinel addresses; with them, `sentinelMaster` names the monitored master. */
   sentinels?: Array<{ host: string; port: number }>;
   sentinelMaster?: string;
@@ -25,19 +39,19 @@ export interface RedisConnectionOptions {
   onError?: (operation: string, error: unknown) => void;
 }
 
-/** Connection options from the environment, as documented in the README. */
+/**
+ * Connection options from the environment, as documented in the README. Throws ConfigError listing
+ * every problem (the commands check the same settings earlier, with their other configuration).
+ */
 export function redisOptionsFromEnv(url: string, env: NodeJS.ProcessEnv): RedisConnectionOptions {
+  const { settings, problems } = redisSettingsFromEnv(url, env, "Redis URL");
+  if (problems.length > 0) throw new ConfigError(problems.map(formatRedisProblem));
   const options: RedisConnectionOptions = { url };
-  if (env.SFN_REDIS_PASSWORD) options.password = env.SFN_REDIS_PASSWORD;
-  if (env.SFN_REDIS_SENTINELS) {
-    options.sentinels = env.SFN_REDIS_SENTINELS.split(",").map((entry) => {
-      const [host, port] = entry.trim().split(":");
-      if (!host || !port || !Number.isInteger(Number(port))) {
-        throw new Error(`SFN_REDIS_SENTINELS: "${entry}" is not host:port`);
-      }
-      return { host, port: Number(port) };
-    });
-    options.sentinelMaster = env.SFN_REDIS_SENTINEL_MASTER ?? "mymaster";
+  if (settings.password) options.password = settings.password;
+  if (settings.cluster) options.cluster = true;
+  if (settings.sentinels) {
+    options.sentinels = settings.sentinels;
+    options.sentinelMaster = settings.sentinelMaster ?? "mymaster";
   }
   return options;
 }
@@ -53,16 +67,29 @@ export function redactRedisUrl(url: string): string {
   }
 }
 
+/** Whether the options choose Redis Cluster (by the flag or by the URL's scheme). */
+export function isClusterMode(options: Pick<RedisConnectionOptions, "url" | "cluster">): boolean {
+  return options.cluster === true || isRedisClusterUrl(options.url);
+}
+
 type Listener = () => void;
 type MessageListener = (message: string) => void;
 
+/** Reconnect quickly and steadily: the semaphore is closed while Redis is away. */
+const retryDelay = (times: number): number => Math.min(100 * times, 1000);
+
 export class RedisConnection {
-  readonly client: Redis;
-  readonly subscriber: Redis;
+  readonly client: RedisClient;
+  readonly subscriber: RedisClient;
+  readonly cluster: boolean;
   readonly #onError: RedisConnectionOptions["onError"];
   readonly #readyListeners = new Set<Listener>();
   readonly #downListeners = new Set<Listener>();
   readonly #channels = new Map<string, Set<MessageListener>>();
+  /** Cluster mode: node connections of `client` that were lost and have not come back yet. */
+  readonly #downNodes = new Set<Redis>();
+  /** Cluster mode: lost nodes being asked whether they serve their slots again. */
+  readonly #confirming = new Set<Redis>();
   #ready = false;
   #lastError: string | undefined;
   #closed = false;
@@ -70,40 +97,51 @@ export class RedisConnection {
   constructor(options: RedisConnectionOptions) {
     this.#onError = options.onError;
     const log = getLogger("redis", { url: redactRedisUrl(options.url) });
+    this.cluster = isClusterMode(options);
     const base: RedisOptions = {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       commandTimeout: COMMAND_TIMEOUT_MS,
       connectTimeout: 2000,
-      // Reconnect quickly and steadily: the semaphore is closed while Redis is away.
-      retryStrategy: (times) => Math.min(100 * times, 1000),
+      retryStrategy: retryDelay,
       ...(options.password ? { password: options.password } : {}),
       ...(options.connectionName ? { connectionName: options.connectionName } : {}),
       ...(options.sentinels ? { sentinels: options.sentinels, name: options.sentinelMaster } : {}),
     };
-    this.client = options.sentinels ? new Redis(base) : new Redis(options.url, base);
-    // The subscriber keeps an offline queue so subscriptions made before it connects are sent.
-    const subscriberOptions = { ...base, enableOfflineQueue: true, maxRetriesPerRequest: null };
-    this.subscriber = options.sentinels
-      ? new Redis(subscriberOptions)
-      : new Redis(options.url, subscriberOptions);
+    if (this.cluster) {
+      this.client = new Cluster(...clusterArguments(options, false));
+      // The subscriber keeps an offline queue so subscriptions made before it connects are sent.
+      this.subscriber = new Cluster(...clusterArguments(options, true));
+      this.#watchNodes(this.client);
+    } else {
+      this.client = options.sentinels ? new Redis(base) : new Redis(options.url, base);
+      // The subscriber keeps an offline queue so subscriptions made before it connects are sent.
+      const subscriberOptions = { ...base, enableOfflineQueue: true, maxRetriesPerRequest: null };
+      this.subscriber = options.sentinels
+        ? new Redis(subscriberOptions)
+        : new Redis(options.url, subscriberOptions);
+    }
 
-    this.client.on("ready", () => {
-      const wasDown = !this.#ready;
-      this.#ready = true;
-      this.#lastError = undefined;
-      if (wasDown) log.info("connected to Redis");
-      for (const listener of this.#readyListeners) listener();
-    });
+    this.client.on("ready", () => this.#markReady(log));
     this.client.on("close", () => this.#markDown("connection closed"));
     for (const [name, connection] of [
       ["commands", this.client],
       ["pubsub", this.subscriber],
     ] as const) {
       connection.on("error", (error: unknown) => {
-        this.#lastError = describeError(error);
+        // A cluster that cannot be reached at all says so without the why; its last node's error has it.
+        const nodeError = (error as { lastNodeError?: unknown } | null)?.lastNodeError;
+        this.#lastError = `${describeError(error)}${nodeError ? ` (${describeError(nodeError)})` : ""}`;
         this.#onError?.(`connection:${name}`, error);
         log.debug("Redis connection error", { connection: name, error: this.#lastError });
+      });
+    }
+    if (this.client instanceof Cluster) {
+      // Errors of single nodes (refused connections, failed slot refreshes) come this way.
+      this.client.on("node error", (error: unknown, node: unknown) => {
+        this.#lastError = `${typeof node === "string" ? `${node}: ` : ""}${describeError(error)}`;
+        this.#onError?.("connection:commands", error);
+        log.debug("Redis Cluster node error", { node, error: describeError(error) });
       });
     }
     this.subscriber.on("message", (channel: string, message: string) => {
@@ -167,6 +205,20 @@ export class RedisConnection {
     this.subscriber.disconnect();
   }
 
+  /**
+   * The client is usable: tell the semaphores (they re-register their leases and wait a grace period
+   * before taking more, since Redis may have lost its data). In cluster mode, only once every node
+   * connection that was lost is back (or left the cluster's slot map).
+   */
+  #markReady(log: ReturnType<typeof getLogger>): void {
+    if (this.#closed || this.client.status !== "ready" || this.#downNodes.size > 0) return;
+    const wasDown = !this.#ready;
+    this.#ready = true;
+    this.#lastError = undefined;
+    if (wasDown) log.info("connected to Redis", this.cluster ? { cluster: true } : {});
+    for (const listener of this.#readyListeners) listener();
+  }
+
   #markDown(reason: string): void {
     if (!this.#ready || this.#closed) return;
     this.#ready = false;
@@ -176,6 +228,127 @@ export class RedisConnection {
     });
     for (const listener of this.#downListeners) listener();
   }
+
+  /**
+   * Cluster mode: a cluster stays "ready" while one of its nodes is lost, so each node connection is
+   * watched. Losing one fails the whole process closed until it is back (Redis Cluster itself refuses
+   * every slot once a master is marked failed, by default), and its return counts as a reconnect: a
+   * master restarted without persistence and without a replica comes back empty, and the semaphores'
+   * reconnect path (re-register leases, then a grace period) is what keeps the limit then (see
+   * `#whenServing` for when a node counts as back). Node
+   * connections reconnect by themselves (`clusterNodeRetryStrategy`) so that their return is seen;
+   * ioredis's default drops them and only reconnects when a command happens to need the node.
+   */
+  #watchNodes(cluster: Cluster): void {
+    const log = getLogger("redis");
+    const removed = new WeakSet<Redis>();
+    const name = (node: Redis): string => `${node.options.host}:${node.options.port}`;
+    cluster.on("+node", (node: Redis) => {
+      node.on("close", () => {
+        // "end" means ioredis closed it on purpose (the node left the slot map, or we are closing).
+        if (this.#closed || removed.has(node) || node.status === "end") return;
+        if (!this.#downNodes.has(node)) log.debug("lost a Redis Cluster node", { node: name(node) });
+        this.#downNodes.add(node);
+        this.#lastError ??= `cluster node ${name(node)} unreachable`;
+        this.#markDown(`cluster node ${name(node)} unreachable`);
+      });
+      node.on("ready", () => {
+        if (this.#downNodes.has(node)) void this.#whenServing(node);
+      });
+    });
+    cluster.on("-node", (node: Redis) => {
+      removed.add(node);
+      if (this.#downNodes.delete(node)) this.#markReady(log);
+    });
+    // After a slot map refresh, a lost node that no longer serves any slot (a failed-over master) is
+    // no longer waited for. ioredis drops it from its pool, but a connection dropped while it was
+    // reconnecting never says so with "-node" (it closes without a new "close" or "end").
+    cluster.on("refresh", () => {
+      const current = new Set(cluster.nodes("all"));
+      let pruned = false;
+      for (const node of this.#downNodes) {
+        if (!current.has(node)) {
+          removed.add(node);
+          this.#downNodes.delete(node);
+          pruned = true;
+        }
+      }
+      if (pruned) this.#markReady(log);
+    });
+  }
+
+  /**
+   * A node that was lost is back once it serves its slots again, not when it accepts connections: a
+   * restarted master answers CLUSTERDOWN until it has rejoined. Counting it back earlier would start
+   * the semaphores' reconnect grace period while their lease re-registration still fails, and the
+   * grace could end before it succeeds. Asked every 200 ms while the connection stays up.
+   */
+  async #whenServing(node: Redis): Promise<void> {
+    if (this.#confirming.has(node)) return;
+    this.#confirming.add(node);
+    try {
+      while (!this.#closed && this.#downNodes.has(node) && node.status === "ready") {
+        try {
+          const info = String(await node.call("CLUSTER", "INFO"));
+          if (/^cluster_state:ok\b/m.test(info)) {
+            this.#downNodes.delete(node);
+            this.#markReady(getLogger("redis"));
+            return;
+          }
+        } catch (error) {
+          this.#lastError = describeError(error);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    } finally {
+      this.#confirming.delete(node);
+    }
+  }
+}
+
+/**
+ * `new Cluster(...)` arguments for the URL: its host and port seed the node discovery; credentials
+ * and TLS apply to every node. For commands, no offline queue (fail fast, as in plain mode); for the
+ * subscriber, an offline queue (subscriptions made before it connects are sent when it does).
+ */
+export function clusterArguments(
+  options: RedisConnectionOptions,
+  subscriber: boolean,
+): [Array<{ host: string; port: number }>, ClusterOptions] {
+  const url = new URL(options.url);
+  const tls = url.protocol === "rediss:" || url.protocol === "rediss+cluster:";
+  const username = decodeURIComponent(url.username);
+  const password = options.password ?? decodeURIComponent(url.password);
+  const redisOptions: ClusterOptions["redisOptions"] = {
+    // As in plain mode: commands fail within 2 s; the subscriber waits as long as it takes.
+    ...(subscriber ? { maxRetriesPerRequest: null } : { maxRetriesPerRequest: 1, commandTimeout: 2000 }),
+    connectTimeout: 2000,
+    ...(username ? { username } : {}),
+    ...(password ? { password } : {}),
+    ...(options.connectionName ? { connectionName: options.connectionName } : {}),
+    ...(tls ? { tls: {} } : {}),
+  };
+  const clusterOptions: ClusterOptions = {
+    redisOptions,
+    enableOfflineQueue: subscriber,
+    clusterRetryStrategy: retryDelay,
+    clusterNodeRetryStrategy: retryDelay,
+    // Notices failovers and resharding while no command is sent (the semaphores send none while
+    // failing closed, and MOVED replies are what otherwise refreshes the slot map).
+    slotsRefreshInterval: 5000,
+    slotsRefreshTimeout: 2000,
+    // As ioredis documents for ElastiCache with TLS: keep host names, which the certificates name,
+    // instead of resolving them to addresses.
+    ...(tls
+      ? {
+          dnsLookup: (address: string, callback: (error: null, address: string) => void) =>
+            callback(null, address),
+        }
+      : {}),
+  };
+  // `new URL` keeps the brackets of an IPv6 literal, which a socket address must not have.
+  const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  return [[{ host, port: url.port ? Number(url.port) : 6379 }], clusterOptions];
 }
 
 /**
@@ -191,7 +364,12 @@ export class LuaScript {
     this.#sha = createHash("sha1").update(source).digest("hex");
   }
 
-  async run(client: Redis, keys: string[], args: Array<string | number>): Promise<unknown> {
+  /**
+   * On a cluster, EVALSHA and EVAL go to the master of the keys' slot (ioredis reads the keys from the
+   * numkeys argument), and a node that has not seen the script yet answers NOSCRIPT: each node loads
+   * it on first use.
+   */
+  async run(client: RedisClient, keys: string[], args: Array<string | number>): Promise<unknown> {
     try {
       return await client.evalsha(this.#sha, keys.length, ...keys, ...args);
     } catch (error) {
