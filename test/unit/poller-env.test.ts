@@ -208,14 +208,18 @@ describe("poller environment", () => {
     });
 
     it("refuses a Redis lease TTL that one slow refresh could outlive, with the other problems", () => {
-      expect(issues({ ...base, SFN_REQUEST_TIMEOUT: "30", SFN_REDIS_LEASE_TTL: "500ms" })).to.deep.equal([
+      // The Redis variables are read only with a Redis URL: without one there is no lease.
+      const redis = { SFN_REDIS_URL: "redis://127.0.0.1:6379" };
+      expect(
+        issues({ ...base, ...redis, SFN_REQUEST_TIMEOUT: "30", SFN_REDIS_LEASE_TTL: "500ms" }),
+      ).to.deep.equal([
         'SFN_REQUEST_TIMEOUT: needs a unit (ms, s, m or h), got "30"',
         'SFN_REDIS_LEASE_TTL: must be from 6s to 10m, got "500ms"',
       ]);
-      expect(issues({ ...base, SFN_REDIS_LEASE_TTL: "11m" })).to.deep.equal([
+      expect(issues({ ...base, ...redis, SFN_REDIS_LEASE_TTL: "11m" })).to.deep.equal([
         'SFN_REDIS_LEASE_TTL: must be from 6s to 10m, got "11m"',
       ]);
-      expect(issues({ ...base, SFN_REDIS_LEASE_TTL: "15" })).to.deep.equal([
+      expect(issues({ ...base, ...redis, SFN_REDIS_LEASE_TTL: "15" })).to.deep.equal([
         'SFN_REDIS_LEASE_TTL: needs a unit (ms, s, m or h), got "15"',
       ]);
       expect(() => pollerConfigFromEnv({ ...base, SFN_REDIS_LEASE_TTL: "6s" })).not.to.throw();

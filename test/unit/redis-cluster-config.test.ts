@@ -82,7 +82,7 @@ describe("Redis Cluster configuration", () => {
       ).to.deep.equal([
         "SFN_MAX_CONCURRENCY: must be at least 1, got 0",
         'SFN_REDIS_CLUSTER: must be true or false, got "yes"',
-        'SFN_REDIS_LEASE_TTL: must be from 500ms to 10m, got "1h"',
+        'SFN_REDIS_LEASE_TTL: must be from 6s to 10m, got "1h"',
       ]);
       expect(
         pollerIssues({
