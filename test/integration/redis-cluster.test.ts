@@ -13,6 +13,7 @@ import { expect } from "chai";
 import { EmulatorClient, type RunningEmulator, startEmulator } from "../../src/emulator/index.ts";
 import { RedisConnection } from "../../src/semaphore/redis/connection.ts";
 import { semaphoreKeys } from "../../src/semaphore/redis/keys.ts";
+import { MIN_LEASE_TTL_MS } from "../../src/semaphore/redis/limits.ts";
 import { RedisSemaphore } from "../../src/semaphore/redis/redis-semaphore.ts";
 import type { Permit } from "../../src/semaphore/semaphore.ts";
 import { awsEnvFor, CliProcess, writeTempFile } from "../support/cli.ts";
@@ -77,6 +78,16 @@ describe("Redis Cluster (three real masters)", function () {
   beforeEach(async () => {
     unhandled = [];
     await cluster.flushAll();
+    // Semaphores already in use: a new one grants nothing for a lease TTL (its window, which
+    // redis-semaphore.test.ts covers); here only a restart that loses a master's data opens one.
+    for (const { arn, port } of spread) {
+      const client = cluster.nodeClient(port);
+      try {
+        await client.hset(semaphoreKeys(arn).epoch, { since: 0, until: 0 });
+      } finally {
+        client.disconnect();
+      }
+    }
   });
 
   afterEach(async function () {
@@ -280,9 +291,10 @@ describe("Redis Cluster (three real masters)", function () {
 
   it("fails closed while a master is down and keeps the limit when it comes back empty", async () => {
     // The master that holds the leases crashes and restarts without its data (no persistence, no
-    // replica). The holder re-registers its running tasks' leases on reconnect, and the waiter waits
-    // out its grace period first, so it does not take a permit the restart seemed to free.
-    const options = { limit: 2, leaseTtlMs: 3000, recheckMs: 200, reconnectGraceMs: 2000 };
+    // replica). The holder re-registers its running tasks' leases on reconnect, and the master, which
+    // finds the semaphore's epoch gone with its data, grants nothing new for a lease TTL meanwhile, so
+    // the waiter does not take a permit the restart seemed to free.
+    const options = { limit: 2, leaseTtlMs: MIN_LEASE_TTL_MS, recheckMs: 200 };
     const { arn, port } = spread[1] as (typeof spread)[number];
     const holderConnection = await connect("holder");
     const waiterConnection = await connect("waiter");
@@ -308,7 +320,8 @@ describe("Redis Cluster (three real masters)", function () {
     await cluster.waitUntilOk();
     await until(() => holderConnection.ready && waiterConnection.ready, 15_000, "both to reconnect");
     await until(async () => (await holdersOn(port, arn)) === 2, 3000, "the holder to re-register its leases");
-    await sleep(2500); // past the waiter's grace period
+    // Past the window the restart opened: from then on only the re-registered leases hold the waiter back.
+    await sleep(MIN_LEASE_TTL_MS + 1000);
     expect(waiting.settled, "the waiter must not take a permit the restart seemed to free").to.equal(false);
     expect(await holdersOn(port, arn)).to.equal(2);
 
@@ -562,7 +575,7 @@ describe("Redis Cluster with replicas: a master fails over", function () {
     const master = await cluster.portOf(keys.holders);
     // Seeded with another node, so that the lost master is not the only address the clients know.
     const seed = cluster.ports.find((port) => port !== master);
-    const options = { limit: 2, leaseTtlMs: 3000, recheckMs: 200, reconnectGraceMs: 2000 };
+    const options = { limit: 2, leaseTtlMs: MIN_LEASE_TTL_MS, recheckMs: 200 };
     const open = async (name: string) => {
       const connection = new RedisConnection({
         url: `redis+cluster://127.0.0.1:${seed}`,
@@ -603,7 +616,8 @@ describe("Redis Cluster with replicas: a master fails over", function () {
       }
     };
     await until(async () => (await countOnPromoted()) === 2, 5000, "the holder's leases on the new master");
-    await sleep(2500); // past the waiter's grace period
+    // Past the window the restart opened: from then on only the re-registered leases hold the waiter back.
+    await sleep(MIN_LEASE_TTL_MS + 1000);
     expect(waiting.settled, "no permit beyond the limit after the failover").to.equal(false);
 
     const released = performance.now();
