@@ -17,6 +17,7 @@ import { MIN_LEASE_TTL_MS } from "../../src/semaphore/redis/limits.ts";
 import { RedisSemaphore } from "../../src/semaphore/redis/redis-semaphore.ts";
 import type { Permit } from "../../src/semaphore/semaphore.ts";
 import { awsEnvFor, CliProcess, writeTempFile } from "../support/cli.ts";
+import { serverRunId } from "../support/redis.ts";
 import { RedisClusterServer } from "../support/redis-cluster.ts";
 import { TestTarget } from "../support/target-server.ts";
 
@@ -79,11 +80,12 @@ describe("Redis Cluster (three real masters)", function () {
     unhandled = [];
     await cluster.flushAll();
     // Semaphores already in use: a new one grants nothing for a lease TTL (its window, which
-    // redis-semaphore.test.ts covers); here only a restart that loses a master's data opens one.
+    // redis-semaphore.test.ts covers), recorded by the master serving it; here only a restart or a
+    // failover opens one.
     for (const { arn, port } of spread) {
       const client = cluster.nodeClient(port);
       try {
-        await client.hset(semaphoreKeys(arn).epoch, { since: 0, until: 0 });
+        await client.hset(semaphoreKeys(arn).epoch, { since: 0, until: 0, run: await serverRunId(client) });
       } finally {
         client.disconnect();
       }

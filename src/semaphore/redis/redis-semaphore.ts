@@ -44,13 +44,17 @@
  * - Fail closed: no new permit while Redis is unreachable, while any held lease has not been
  *   confirmed within its TTL, or while a lease that was lost (and could not be taken again) is still
  *   held by a running task. After a reconnect, held leases are re-registered at once.
- * - Data loss: when Redis has no record of the semaphore (it is new, or Redis restarted without
- *   persistence and lost every lease), the scripts grant no new permit for one lease TTL (the
- *   longest any process reports meanwhile) while running tasks re-register (scripts.ts, "Data
- *   loss"). Decided by Redis for every process alike, including one that connects for the first
- *   time. Redis announces the window on the channel, and every process refreshes its leases at
- *   once. A refused acquisition says how long is left; this process logs it once and asks again
- *   when the window ends, without polling meanwhile. Local hand-overs go on: they take no new permit.
+ * - Data loss: when Redis has no record of the semaphore (it is new, or lost its data), or its record
+ *   was written by another Redis process (a restart, even with persistence, or a failover: leases
+ *   may have expired while it was away, or never reached the replica), the scripts grant no new
+ *   permit for one lease TTL (the longest any process reports meanwhile) while running tasks
+ *   re-register (scripts.ts, "Data loss", also for what it cannot cover: a holder cut off from Redis
+ *   for longer than its TTL while its task runs, keys evicted by a `maxmemory` policy, processes of
+ *   an older version during a rollout). Decided by Redis for every process alike, including one
+ *   that connects for the first time. Redis announces the window on the channel, and every process
+ *   refreshes its leases at once (and at once after its own reconnect). A refused acquisition says
+ *   how long is left; this process logs it once and asks again when the window ends, without
+ *   polling meanwhile. Local hand-overs go on: they take no new permit.
  * - Retry-safe: lease ids are chosen here before a call. When an acquisition or a hand-over fails
  *   (a command timeout does not mean the script did not run), its new ids are released at once and
  *   kept pending until a release succeeds, so a lost reply costs no capacity until the leases' TTL.
@@ -366,7 +370,7 @@ export class RedisSemaphore implements Semaphore {
             if (!this.#inWindow) {
               this.#inWindow = true;
               this.#log.info(
-                `Redis has no record of this semaphore (new, or Redis lost its data): granting no new permits for ${Math.ceil(windowMs / 1000)}s while running tasks re-register`,
+                `Redis has no record of this semaphore from its current process (new, or Redis restarted, failed over or lost its data): granting no new permits for ${Math.ceil(windowMs / 1000)}s while running tasks re-register`,
                 { windowMs },
               );
             }
