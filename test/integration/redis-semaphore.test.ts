@@ -940,6 +940,30 @@ describe("RedisSemaphore (real redis-server)", function () {
     }
   });
 
+  it("warns at connect when Redis may evict the semaphore's keys (maxmemory-policy other than noeviction)", async function () {
+    if (!redis.restartable) this.skip();
+    const evicting = await RedisServer.start({
+      args: ["--maxmemory", "64mb", "--maxmemory-policy", "volatile-lru"],
+    });
+    try {
+      await withLogs(async (records) => {
+        const warnings = () => records.filter((r) => /maxmemory-policy/.test(String(r.message)));
+        await process_({}, evicting.url);
+        await until(() => warnings().length > 0, 3000, "the warning");
+        expect(warnings().map((r) => [r.level, r.maxmemoryPolicy])).to.deep.equal([["warn", "volatile-lru"]]);
+        // Redis's default (noeviction, no maxmemory): nothing to say.
+        records.length = 0;
+        await process_({}, redis.url);
+        await sleep(300);
+        expect(warnings()).to.deep.equal([]);
+      });
+    } finally {
+      for (const semaphore of semaphores.splice(0)) await semaphore.close();
+      for (const connection of connections.splice(0)) await connection.close();
+      await evicting.stop();
+    }
+  });
+
   describe("with persistence (AOF, fsynced on every write)", () => {
     let persisted: RedisServer;
 
