@@ -912,6 +912,25 @@ describe("RedisSemaphore (real redis-server)", function () {
     await acquired?.release();
   });
 
+  it("wakes a waiter whose hand-over a lowered limit refused once a crashed holder's lease expires", async () => {
+    const a = await process_({ limit: 2 });
+    const b = await process_({ limit: 2 });
+    const aPermit = await a.acquire(never);
+    await b.acquire(never); // never released: B crashes below
+    a.setLimit(1);
+    b.setLimit(1);
+    // A's own lease reaches the new limit: this waiter waits here without asking Redis.
+    const waiter = timedAcquire(a);
+    await sleep(100);
+    // Through Redis (TRANSFER), which finds B's lease at the limit: it only releases.
+    await aPermit.release();
+    expect(await holders(), "B's lease").to.equal(1);
+    await connections[1]?.close(); // B dies: its lease expires, and nobody publishes anything
+    await until(() => waiter.acquiredAt > 0, MIN_LEASE_TTL_MS + 5000, "A's waiter to get the freed permit");
+    expect(await holders()).to.equal(1);
+    await (await waiter.permit).release();
+  });
+
   it("an epoch without a Redis run id (an older version's) opens the window once, and records the run id", async () => {
     const client = redis.client();
     try {

@@ -44,6 +44,12 @@
  * - Fail closed: no new permit while Redis is unreachable, while any held lease has not been
  *   confirmed within its TTL, or while a lease that was lost (and could not be taken again) is still
  *   held by a running task. After a reconnect, held leases are re-registered at once.
+ * - No waiter is stranded: whenever the pump stops while waiters remain, something will run it
+ *   again: a re-check timer (refused, failing closed, a data-loss window, holding back), or, when
+ *   this process's own leases reach the limit (it does not ask Redis then), the release of one of
+ *   them (handed over locally, or released to Redis and followed by a pump, also when a hand-over
+ *   through Redis was refused under a lowered limit), the refresh (which pumps when waiters
+ *   remain), or a raised limit.
  * - Data loss: when Redis has no record of the semaphore (it is new, or lost its data), or its record
  *   was written by another Redis process (a restart, even with persistence, or a failover: leases
  *   may have expired while it was away, or never reached the replica), the scripts grant no new
@@ -544,7 +550,15 @@ export class RedisSemaphore implements Semaphore {
       this.#pendingReleases.add(nextId); // until a release of it succeeds, as for a failed acquire
       return [id, nextId];
     }
-    if (moved !== 1) return []; // released (and announced) by the script
+    if (moved !== 1) {
+      // Only released (and announced) by the script: a lowered limit left no room. The waiter is
+      // still queued here, and nobody would ask Redis for it: the pump stopped at this process's own
+      // leases without asking (so Redis does not list it, and no re-check is armed), and a release
+      // elsewhere would publish this process's own id when nobody else is queued, which it ignores.
+      // Ask now: Redis refuses (or grants, if a lease expired meanwhile), lists it and arms a re-check.
+      void this.#pump();
+      return [];
+    }
     this.#confirmLimit(generation);
     this.#held.set(nextId, { id: nextId, grantedAt: confirmedAt, confirmedAt, lost: false });
     if (!this.#waiters.resolve(waiter, this.#permit(nextId))) {
