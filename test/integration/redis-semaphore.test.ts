@@ -2,6 +2,7 @@
  * The Redis semaphore against a real redis-server. Each `RedisConnection` stands for one process
  * (its own connections, its own semaphore object), as pods would be.
  */
+import { createHash } from "node:crypto";
 import { Writable } from "node:stream";
 import { expect } from "chai";
 import { Redis } from "ioredis";
@@ -929,6 +930,40 @@ describe("RedisSemaphore (real redis-server)", function () {
     await until(() => waiter.acquiredAt > 0, MIN_LEASE_TTL_MS + 5000, "A's waiter to get the freed permit");
     expect(await holders()).to.equal(1);
     await (await waiter.permit).release();
+  });
+
+  it("refreshes its leases first after a reconnect, then resends the releases that failed meanwhile", async () => {
+    const a = await process_({ limit: 2 });
+    const aConnection = connections.at(-1) as RedisConnection;
+    const running = await a.acquire(never);
+    const done = await a.acquire(never);
+    aConnection.client.disconnect();
+    await until(() => !aConnection.ready, 5000, "A to notice");
+    await done.release(); // fails at once (Redis unreachable): kept pending, resent later
+    const sha = (source: string) => createHash("sha1").update(source).digest("hex");
+    const names = new Map([
+      [sha(REFRESH), "refresh"],
+      [sha(RELEASE), "release"],
+    ]);
+    const monitor = await redis.client().monitor();
+    try {
+      const sent: string[] = [];
+      monitor.on("monitor", (_time: string, args: string[]) => {
+        const name = String(args[0]).toLowerCase() === "evalsha" ? names.get(String(args[1])) : undefined;
+        // A release with lease ids (not a waiting-list update).
+        if (name === "refresh" || (name === "release" && args.length > 3 + 4 + 4)) sent.push(name);
+      });
+      await aConnection.client.connect();
+      await until(() => sent.length >= 2, 5000, "the refresh and the resent release");
+      // The refresh does not wait for the release's answer (up to the command timeout when Redis is
+      // slow, which is when releases are pending): limits.ts's bound on the TTL counts on it.
+      expect(sent.slice(0, 2)).to.deep.equal(["refresh", "release"]);
+      await until(async () => (await holders()) === 1, 5000, "the release");
+      expect(a.health().ready).to.equal(true);
+    } finally {
+      monitor.disconnect();
+    }
+    await running.release();
   });
 
   it("an epoch without a Redis run id (an older version's) opens the window once, and records the run id", async () => {

@@ -61,6 +61,9 @@
  *   refreshes its leases at once (and at once after its own reconnect). A refused acquisition says
  *   how long is left; this process logs it once and asks again when the window ends, without
  *   polling meanwhile. Local hand-overs go on: they take no new permit.
+ * - Refresh timing: each tick of the refresh timer sends the REFRESH at once, whatever else is in
+ *   flight (a previous refresh, pending releases, which are resent after it), so that a lease is
+ *   extended within the bound limits.ts assumes.
  * - Retry-safe: lease ids are chosen here before a call. When an acquisition or a hand-over fails
  *   (a command timeout does not mean the script did not run), its new ids are released at once and
  *   kept pending until a release succeeds, so a lost reply costs no capacity until the leases' TTL.
@@ -602,11 +605,26 @@ export class RedisSemaphore implements Semaphore {
     }
   }
 
+  /**
+   * Extends every held lease (one REFRESH), then resends the pending releases. The REFRESH is written
+   * first and nothing is awaited before it: each tick of the refresh timer sends it at once, even
+   * while a previous refresh or a release is still waiting for its answer (up to the command
+   * timeout), which is what limits.ts's lower bound on the TTL counts on. Also sent while the
+   * connection is not ready: it then fails at once (no offline queue) in plain mode, and in cluster
+   * mode, where one lost node makes the whole connection not ready, it still reaches the master of
+   * this activity's slot, whose leases would otherwise expire under running tasks.
+   */
   async #refresh(): Promise<void> {
-    if (this.#closed || !this.#connection.ready) return;
-    if (this.#pendingReleases.size > 0) await this.#releaseIds([...this.#pendingReleases]);
+    if (this.#closed) return;
     const leases = [...this.#held.values()];
-    if (leases.length === 0) return;
+    const refreshed = leases.length > 0 ? this.#refreshLeases(leases) : undefined;
+    if (this.#pendingReleases.size > 0 && this.#connection.ready) {
+      void this.#releaseIds([...this.#pendingReleases]);
+    }
+    await refreshed;
+  }
+
+  async #refreshLeases(leases: Lease[]): Promise<void> {
     try {
       const started = performance.now();
       const result = (await refreshScript.run(this.#connection.client, this.#scriptKeys, [
@@ -632,7 +650,8 @@ export class RedisSemaphore implements Semaphore {
           lease.lost = true;
         } else {
           lease.lost = false;
-          lease.confirmedAt = started;
+          // Refreshes may overlap (one per tick, each up to the command timeout): never go back.
+          lease.confirmedAt = Math.max(lease.confirmedAt, started);
         }
       }
       if (this.#waiters.length > 0) void this.#pump();
@@ -651,7 +670,8 @@ export class RedisSemaphore implements Semaphore {
         );
       }
     } catch (error) {
-      this.#connection.recordError("refresh", error);
+      // While the connection is down, that is the problem to report, not this refresh's failure.
+      if (this.#connection.ready) this.#connection.recordError("refresh", error);
       this.#log.debug("lease refresh failed", { error: describeError(error) });
     }
   }
