@@ -47,9 +47,11 @@
  * the epoch alone: it adds no lease, and the next script that does will notice the loss.
  * Not covered:
  * - a holder that reaches Redis only after the window: cut off from Redis for longer than that while
- *   its task runs (a partition longer than a TTL). Its lease expires and another process may take
- *   the permit; the holder then finds its lease lost, fails closed until that task ends, and logs
- *   it. Inherent to leases: Redis cannot tell a partitioned holder from a crashed one.
+ *   its task runs (a partition longer than a TTL), and likewise every process cut off that long
+ *   while Redis itself keeps running (no restart, so no window: a network partition, or a Redis
+ *   Cluster refusing every slot while one master is down). Its lease expires and another process
+ *   may take the permit; the holder then finds its lease lost, fails closed until that task ends,
+ *   and logs it. Inherent to leases: Redis cannot tell a partitioned holder from a crashed one.
  * - when the data is lost without connections dropping (a FLUSHALL), a holder that misses the
  *   message and whose refresh interval (its TTL / 3) is longer than the window of the others.
  * - keys evicted by a `maxmemory` policy while the epoch stays (`volatile-*` policies evict only
