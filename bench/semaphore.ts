@@ -128,9 +128,10 @@ const BENCH_ARN = "arn:aws:states:us-east-1:123456789012:activity:bench-semaphor
 
 async function ours(options: SemaphoreBenchOptions): Promise<Contestant> {
   // The steady state is measured: the semaphore already exists, so its one-time window after Redis
-  // had no record of it (no grants for one lease TTL) is long over.
+  // had no record of it (no grants for one lease TTL) is long over, written by this Redis process.
   const admin = new Redis(options.redisUrl, { connectionName: "bench-ours-setup" });
-  await admin.hset(semaphoreKeys(BENCH_ARN).epoch, { since: 0, until: 0 });
+  const run = /^run_id:(\w+)/m.exec(await admin.info("server"))?.[1] ?? "";
+  await admin.hset(semaphoreKeys(BENCH_ARN).epoch, { since: 0, until: 0, run });
   admin.disconnect();
   const connections: RedisConnection[] = [];
   const semaphores: RedisSemaphore[] = [];

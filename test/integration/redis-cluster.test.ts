@@ -17,6 +17,7 @@ import { MIN_LEASE_TTL_MS } from "../../src/semaphore/redis/limits.ts";
 import { RedisSemaphore } from "../../src/semaphore/redis/redis-semaphore.ts";
 import type { Permit } from "../../src/semaphore/semaphore.ts";
 import { awsEnvFor, CliProcess, writeTempFile } from "../support/cli.ts";
+import { serverRunId } from "../support/redis.ts";
 import { RedisClusterServer } from "../support/redis-cluster.ts";
 import { TestTarget } from "../support/target-server.ts";
 
@@ -79,11 +80,12 @@ describe("Redis Cluster (three real masters)", function () {
     unhandled = [];
     await cluster.flushAll();
     // Semaphores already in use: a new one grants nothing for a lease TTL (its window, which
-    // redis-semaphore.test.ts covers); here only a restart that loses a master's data opens one.
+    // redis-semaphore.test.ts covers), recorded by the master serving it; here only a restart or a
+    // failover opens one.
     for (const { arn, port } of spread) {
       const client = cluster.nodeClient(port);
       try {
-        await client.hset(semaphoreKeys(arn).epoch, { since: 0, until: 0 });
+        await client.hset(semaphoreKeys(arn).epoch, { since: 0, until: 0, run: await serverRunId(client) });
       } finally {
         client.disconnect();
       }
@@ -274,7 +276,7 @@ describe("Redis Cluster (three real masters)", function () {
       "the waiter to subscribe again",
     );
     // A command connection that happened to use that node (ioredis's ready check picks one at random)
-    // went down and came back; let its reconnect grace pass so it does not slow the wake-up below.
+    // went down and came back; let it settle so that its reconnect does not slow the wake-up below.
     await until(() => connections.every((connection) => connection.ready), 15_000, "the connections");
     await sleep(2100);
 
@@ -593,6 +595,16 @@ describe("Redis Cluster with replicas: a master fails over", function () {
     const waiting = pending(waiter.semaphore.acquire(never));
     await sleep(300);
     expect(waiting.settled).to.equal(false);
+    const epochOn = async (port: number) => {
+      const client = cluster.nodeClient(port);
+      try {
+        return { epoch: await client.hgetall(keys.epoch), runId: await serverRunId(client) };
+      } finally {
+        client.disconnect();
+      }
+    };
+    const before = await epochOn(master);
+    expect(before.epoch.run, "the epoch records the master").to.equal(before.runId);
 
     await cluster.stopNode(master);
     await until(() => !holder.connection.ready && !waiter.connection.ready, 10_000, "both to fail closed");
@@ -616,6 +628,14 @@ describe("Redis Cluster with replicas: a master fails over", function () {
       }
     };
     await until(async () => (await countOnPromoted()) === 2, 5000, "the holder's leases on the new master");
+    // The replica had the epoch, written by the old master: it opened a window of its own, since it
+    // cannot know which leases it missed (replication lag) or which expired during the failover.
+    const after = await epochOn(promoted);
+    expect(after.epoch.run, "the epoch records the promoted replica").to.equal(after.runId);
+    expect(Number(after.epoch.since), "a window opened after the failover").to.be.above(
+      Number(before.epoch.until),
+    );
+    expect(Number(after.epoch.until) - Number(after.epoch.since)).to.equal(MIN_LEASE_TTL_MS);
     // Past the window the restart opened: from then on only the re-registered leases hold the waiter back.
     await sleep(MIN_LEASE_TTL_MS + 1000);
     expect(waiting.settled, "no permit beyond the limit after the failover").to.equal(false);

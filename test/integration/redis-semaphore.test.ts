@@ -2,6 +2,7 @@
  * The Redis semaphore against a real redis-server. Each `RedisConnection` stands for one process
  * (its own connections, its own semaphore object), as pods would be.
  */
+import { createHash } from "node:crypto";
 import { Writable } from "node:stream";
 import { expect } from "chai";
 import { Redis } from "ioredis";
@@ -13,7 +14,7 @@ import { COMMAND_TIMEOUT_MS, MIN_LEASE_TTL_MS } from "../../src/semaphore/redis/
 import { RedisSemaphore } from "../../src/semaphore/redis/redis-semaphore.ts";
 import { ACQUIRE, REFRESH, RELEASE, TRANSFER } from "../../src/semaphore/redis/scripts.ts";
 import type { Permit } from "../../src/semaphore/semaphore.ts";
-import { RedisServer } from "../support/redis.ts";
+import { RedisServer, serverRunId } from "../support/redis.ts";
 
 const ARN = "arn:aws:states:us-east-1:123456789012:activity:semaphore-test";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -63,9 +64,9 @@ describe("RedisSemaphore (real redis-server)", function () {
     unhandled = [];
     const client = redis.client();
     await client.flushall();
-    // The semaphore already exists, its first window long over (a new one grants nothing for one
-    // lease TTL: the data-loss tests below delete this to see that).
-    await client.hset(semaphoreKeys(ARN).epoch, { since: 0, until: 0 });
+    // The semaphore already exists, its first window long over, recorded by this Redis process (a
+    // new one grants nothing for one lease TTL: the data-loss tests below delete this to see that).
+    await client.hset(semaphoreKeys(ARN).epoch, { since: 0, until: 0, run: await serverRunId(client) });
     client.disconnect();
   });
 
@@ -75,8 +76,11 @@ describe("RedisSemaphore (real redis-server)", function () {
     expect(unhandled, "unhandled rejections").to.deep.equal([]);
   });
 
-  async function process_(options: Partial<ConstructorParameters<typeof RedisSemaphore>[0]> = {}) {
-    const connection = new RedisConnection({ url: redis.url });
+  async function process_(
+    options: Partial<ConstructorParameters<typeof RedisSemaphore>[0]> = {},
+    url = redis.url,
+  ) {
+    const connection = new RedisConnection({ url });
     connections.push(connection);
     await until(() => connection.ready, 5000, "Redis connection");
     const semaphore = new RedisSemaphore({
@@ -721,7 +725,7 @@ describe("RedisSemaphore (real redis-server)", function () {
         expect(windowLogs.map((r) => [r.level, r.message])).to.deep.equal([
           [
             "info",
-            "Redis has no record of this semaphore (new, or Redis lost its data): granting no new permits for 6s while running tasks re-register",
+            "Redis has no record of this semaphore from its current process (new, or Redis restarted, failed over or lost its data): granting no new permits for 6s while running tasks re-register",
           ],
         ]);
         for (const permit of permits) await (await permit).release();
@@ -907,5 +911,235 @@ describe("RedisSemaphore (real redis-server)", function () {
     await orphan.release();
     await until(() => acquired !== undefined, 3000, "A to take a permit again");
     await acquired?.release();
+  });
+
+  it("wakes a waiter whose hand-over a lowered limit refused once a crashed holder's lease expires", async () => {
+    const a = await process_({ limit: 2 });
+    const b = await process_({ limit: 2 });
+    const aPermit = await a.acquire(never);
+    await b.acquire(never); // never released: B crashes below
+    a.setLimit(1);
+    b.setLimit(1);
+    // A's own lease reaches the new limit: this waiter waits here without asking Redis.
+    const waiter = timedAcquire(a);
+    await sleep(100);
+    // Through Redis (TRANSFER), which finds B's lease at the limit: it only releases.
+    await aPermit.release();
+    expect(await holders(), "B's lease").to.equal(1);
+    await connections[1]?.close(); // B dies: its lease expires, and nobody publishes anything
+    await until(() => waiter.acquiredAt > 0, MIN_LEASE_TTL_MS + 5000, "A's waiter to get the freed permit");
+    expect(await holders()).to.equal(1);
+    await (await waiter.permit).release();
+  });
+
+  it("refreshes its leases first after a reconnect, then resends the releases that failed meanwhile", async () => {
+    const a = await process_({ limit: 2 });
+    const aConnection = connections.at(-1) as RedisConnection;
+    const running = await a.acquire(never);
+    const done = await a.acquire(never);
+    aConnection.client.disconnect();
+    await until(() => !aConnection.ready, 5000, "A to notice");
+    await done.release(); // fails at once (Redis unreachable): kept pending, resent later
+    const sha = (source: string) => createHash("sha1").update(source).digest("hex");
+    const names = new Map([
+      [sha(REFRESH), "refresh"],
+      [sha(RELEASE), "release"],
+    ]);
+    const monitor = await redis.client().monitor();
+    try {
+      const sent: string[] = [];
+      monitor.on("monitor", (_time: string, args: string[]) => {
+        const name = String(args[0]).toLowerCase() === "evalsha" ? names.get(String(args[1])) : undefined;
+        // A release with lease ids (not a waiting-list update).
+        if (name === "refresh" || (name === "release" && args.length > 3 + 4 + 4)) sent.push(name);
+      });
+      await aConnection.client.connect();
+      await until(() => sent.length >= 2, 5000, "the refresh and the resent release");
+      // The refresh does not wait for the release's answer (up to the command timeout when Redis is
+      // slow, which is when releases are pending): limits.ts's bound on the TTL counts on it.
+      expect(sent.slice(0, 2)).to.deep.equal(["refresh", "release"]);
+      await until(async () => (await holders()) === 1, 5000, "the release");
+      expect(a.health().ready).to.equal(true);
+    } finally {
+      monitor.disconnect();
+    }
+    await running.release();
+  });
+
+  it("an epoch without a Redis run id (an older version's) opens the window once, and records the run id", async () => {
+    const client = redis.client();
+    try {
+      await client.hdel(semaphoreKeys(ARN).epoch, "run");
+      const a = await process_({ limit: 2 });
+      const first = timedAcquire(a);
+      await until(
+        async () => (await client.hget(semaphoreKeys(ARN).epoch, "run")) !== null,
+        5000,
+        "the epoch",
+      );
+      expect(await client.hget(semaphoreKeys(ARN).epoch, "run")).to.equal(await serverRunId(client));
+      expect(first.acquiredAt, "granted at once").to.equal(0);
+      const { since, until: end } = await epochAndNow();
+      expect(end - since, "the window: one lease TTL").to.equal(MIN_LEASE_TTL_MS);
+      const permit = await first.permit;
+      // Once recorded, it opens no other window: the next acquisition is granted by this call.
+      const callsBefore = await scriptCalls(client);
+      const second = await a.acquire(never);
+      expect((await scriptCalls(client)) - callsBefore).to.equal(1);
+      expect((await epochAndNow()).since, "no new window").to.equal(since);
+      await second.release();
+      await permit.release();
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it("warns at connect when Redis may evict the semaphore's keys (maxmemory-policy other than noeviction)", async function () {
+    if (!redis.restartable) this.skip();
+    const evicting = await RedisServer.start({
+      args: ["--maxmemory", "64mb", "--maxmemory-policy", "volatile-lru"],
+    });
+    try {
+      await withLogs(async (records) => {
+        const warnings = () => records.filter((r) => /maxmemory-policy/.test(String(r.message)));
+        await process_({}, evicting.url);
+        await until(() => warnings().length > 0, 3000, "the warning");
+        expect(warnings().map((r) => [r.level, r.maxmemoryPolicy])).to.deep.equal([["warn", "volatile-lru"]]);
+        // Redis's default (noeviction, no maxmemory): nothing to say.
+        records.length = 0;
+        await process_({}, redis.url);
+        await sleep(300);
+        expect(warnings()).to.deep.equal([]);
+      });
+    } finally {
+      for (const semaphore of semaphores.splice(0)) await semaphore.close();
+      for (const connection of connections.splice(0)) await connection.close();
+      await evicting.stop();
+    }
+  });
+
+  describe("with persistence (AOF, fsynced on every write)", () => {
+    let persisted: RedisServer;
+
+    before(async () => {
+      persisted = await RedisServer.start({ persistence: true });
+    });
+    after(async () => {
+      await persisted.stop();
+    });
+
+    beforeEach(async () => {
+      const client = persisted.client();
+      try {
+        await client.flushall();
+        await client.hset(semaphoreKeys(ARN).epoch, { since: 0, until: 0, run: await serverRunId(client) });
+      } finally {
+        client.disconnect();
+      }
+    });
+
+    /** Runs `use` with a plain client of the persisted Redis. */
+    async function onPersisted<T>(use: (client: Redis) => Promise<T>): Promise<T> {
+      const client = persisted.client();
+      try {
+        return await use(client);
+      } finally {
+        client.disconnect();
+      }
+    }
+
+    const persistedHolders = () => onPersisted((client) => client.zcard(semaphoreKeys(ARN).holders));
+    /** The epoch (since, until, run) and the server's time, ms. */
+    const persistedEpoch = () =>
+      onPersisted(async (client) => {
+        const epoch = await client.hgetall(semaphoreKeys(ARN).epoch);
+        const [seconds, micros] = await client.time();
+        const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+        return { since: Number(epoch.since), until: Number(epoch.until), run: epoch.run, now };
+      });
+
+    it("keeps the limit when Redis comes back with its data after an outage longer than the lease TTL", async function () {
+      if (!persisted.restartable) this.skip();
+      const tasks = taskCounter();
+      const a = await process_({ limit: 2 }, persisted.url);
+      const aConnection = connections.at(-1) as RedisConnection;
+      const aPermits = [await tasks.take(a, never), await tasks.take(a, never)];
+      await persisted.stopProcess(); // SIGKILL: with appendfsync always, nothing is lost
+      await until(() => !a.health().ready, 5000, "A to notice Redis is down");
+      aConnection.client.disconnect(); // A comes back when the test says, after B asked
+      // Longer than the lease TTL: by Redis's clock, which goes on, A's leases have expired.
+      await sleep(MIN_LEASE_TTL_MS + 2000);
+      await persisted.startProcess();
+      const runId = await onPersisted(serverRunId);
+      expect(
+        await onPersisted((client) => client.exists(semaphoreKeys(ARN).epoch)),
+        "the epoch, kept",
+      ).to.equal(1);
+      // A pod that starts now (a rollout, a replaced node), or any process that reconnects first.
+      const b = await process_({ limit: 2, recheckMs: 200 }, persisted.url);
+      const giveUp = new AbortController();
+      const fromB = [tasks.take(b, giveUp.signal), tasks.take(b, giveUp.signal)];
+      await until(
+        async () => b.held() > 0 || (await persistedEpoch()).run === runId,
+        5000,
+        "B's first acquisition",
+      );
+      expect(b.held(), "B's permits while A's two tasks run").to.equal(0);
+      const opened = await persistedEpoch();
+      expect(opened.until - opened.since, "a window of one lease TTL").to.equal(MIN_LEASE_TTL_MS);
+      await aConnection.client.connect();
+      await until(
+        async () => (await persistedHolders()) === 2,
+        5000,
+        "A's running tasks to be counted again",
+      );
+      await until(
+        async () => (await persistedEpoch()).now > opened.until + 500,
+        MIN_LEASE_TTL_MS + 5000,
+        "the window",
+      );
+      expect(b.held(), "B's permits while A's two tasks run").to.equal(0);
+      expect(a.health().ready, "A lost no lease").to.equal(true);
+      for (const permit of aPermits) await tasks.give(permit);
+      await until(() => b.held() === 2, 5000, "B to take the permits A's finished tasks freed");
+      giveUp.abort();
+      for (const permit of await Promise.all(fromB)) await tasks.give(permit);
+      expect(tasks.peak, "tasks running at once").to.equal(2);
+    });
+
+    it("opens the window on a quick restart with persistence too (its last grants may not have been saved)", async function () {
+      if (!persisted.restartable) this.skip();
+      // With appendfsync everysec (Redis's default with AOF), a crash loses up to the last second of
+      // writes: grants whose tasks run. The restarted server cannot tell what it lost, so any restart
+      // holds new grants back for one lease TTL while running tasks re-register.
+      const tasks = taskCounter();
+      const a = await process_({ limit: 2 }, persisted.url);
+      const aPermit = await tasks.take(a, never);
+      const before = await persistedEpoch();
+      await persisted.stopProcess();
+      await persisted.startProcess(); // well within the lease TTL: A's lease is still there
+      const runId = await onPersisted(serverRunId);
+      expect(runId, "another Redis process").to.not.equal(before.run);
+      expect(await persistedHolders(), "A's lease, kept").to.equal(1);
+      const b = await process_({ limit: 2, recheckMs: 200 }, persisted.url);
+      const giveUp = new AbortController();
+      const fromB = tasks.take(b, giveUp.signal);
+      await until(
+        async () => b.held() > 0 || (await persistedEpoch()).run === runId,
+        5000,
+        "B's first acquisition",
+      );
+      expect(b.held(), "B's permit, during the window").to.equal(0);
+      const opened = await persistedEpoch();
+      expect(opened.until - opened.since, "a window of one lease TTL").to.equal(MIN_LEASE_TTL_MS);
+      await until(() => b.held() === 1, MIN_LEASE_TTL_MS + 5000, "B's permit after the window");
+      expect((await persistedEpoch()).now, "granted after the window").to.be.at.least(opened.until);
+      expect(await persistedHolders()).to.equal(2);
+      expect(a.health().ready, "A lost no lease").to.equal(true);
+      giveUp.abort();
+      await tasks.give(await fromB);
+      await tasks.give(aPermit);
+      expect(tasks.peak, "tasks running at once").to.equal(2);
+    });
   });
 });

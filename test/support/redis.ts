@@ -1,8 +1,9 @@
 /**
  * A real redis-server for tests, started on a free loopback port (the Debian package
  * `redis-server`; `.ci/run` installs it). `REDIS_URL` uses an existing server instead, in which case
- * tests that restart Redis are skipped. Stop and start keep the port, so clients reconnect to the
- * "same" Redis, as they would after a real restart.
+ * tests that restart Redis are skipped. Stop and start keep the port and the data directory, so
+ * clients reconnect to the "same" Redis, as they would after a real restart; with `persistence`,
+ * it keeps its data across them (AOF, fsynced on every write: a SIGKILL loses nothing).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -14,34 +15,55 @@ import { freePort, waitForRedis } from "../../bench/redis-server.ts";
 
 export { freePort };
 
+export interface RedisServerOptions {
+  /** Append-only file, fsynced on every write (`--appendonly yes --appendfsync always`). */
+  persistence?: boolean;
+  /** More `redis-server` arguments (e.g. `--maxmemory-policy`). */
+  args?: string[];
+}
+
+/** The `run_id` of the Redis process a client is connected to (what the semaphore's epoch records). */
+export async function serverRunId(client: Pick<Redis, "info">): Promise<string> {
+  const runId = /^run_id:(\w+)/m.exec(await client.info("server"))?.[1];
+  if (!runId) throw new Error("INFO server shows no run_id");
+  return runId;
+}
+
 export class RedisServer {
   readonly url: string;
   /** False when REDIS_URL names a server the harness does not control. */
   readonly restartable: boolean;
   readonly #port: number;
   readonly #dir: string;
+  readonly #options: RedisServerOptions;
   #process: ChildProcess | undefined;
   #log = "";
 
-  private constructor(url: string, port: number, restartable: boolean) {
+  private constructor(url: string, port: number, restartable: boolean, options: RedisServerOptions) {
     this.url = url;
+    this.#options = options;
     this.#port = port;
     this.restartable = restartable;
     this.#dir = fs.mkdtempSync(path.join(os.tmpdir(), "sfn-redis-"));
   }
 
-  static async start(): Promise<RedisServer> {
-    if (process.env.REDIS_URL) return new RedisServer(process.env.REDIS_URL, 0, false);
+  static async start(options: RedisServerOptions = {}): Promise<RedisServer> {
+    if (process.env.REDIS_URL) return new RedisServer(process.env.REDIS_URL, 0, false, options);
     const port = await freePort();
-    const server = new RedisServer(`redis://127.0.0.1:${port}`, port, true);
+    const server = new RedisServer(`redis://127.0.0.1:${port}`, port, true, options);
     await server.startProcess();
     return server;
   }
 
-  /** (Re)starts redis-server on the same port; no persistence, as a cache-style Redis would run. */
+  /**
+   * (Re)starts redis-server on the same port and directory; without `persistence`, none, as a
+   * cache-style Redis would run.
+   */
   async startProcess(): Promise<void> {
-    const args = ["--port", String(this.#port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
-    args.push("--dir", this.#dir, "--protected-mode", "no");
+    const args = ["--port", String(this.#port), "--bind", "127.0.0.1", "--save", ""];
+    if (this.#options.persistence) args.push("--appendonly", "yes", "--appendfsync", "always");
+    else args.push("--appendonly", "no");
+    args.push("--dir", this.#dir, "--protected-mode", "no", ...(this.#options.args ?? []));
     const child = spawn("redis-server", args, { stdio: ["ignore", "pipe", "pipe"] });
     child.stdout?.on("data", (chunk: Buffer) => {
       this.#log += chunk.toString();

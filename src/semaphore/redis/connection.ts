@@ -206,17 +206,49 @@ export class RedisConnection {
   }
 
   /**
-   * The client is usable: tell the semaphores (they re-register their leases and wait a grace period
-   * before taking more, since Redis may have lost its data). In cluster mode, only once every node
-   * connection that was lost is back (or left the cluster's slot map).
+   * The client is usable: tell the semaphores (they re-register their leases at once; a Redis that
+   * restarted, failed over or lost its data holds new grants back meanwhile, see scripts.ts "Data
+   * loss"). In cluster mode, only once every node connection that was lost is back (or left the
+   * cluster's slot map).
    */
   #markReady(log: ReturnType<typeof getLogger>): void {
     if (this.#closed || this.client.status !== "ready" || this.#downNodes.size > 0) return;
     const wasDown = !this.#ready;
     this.#ready = true;
     this.#lastError = undefined;
-    if (wasDown) log.info("connected to Redis", this.cluster ? { cluster: true } : {});
+    if (wasDown) {
+      log.info("connected to Redis", this.cluster ? { cluster: true } : {});
+      void this.#checkEviction(log);
+    }
     for (const listener of this.#readyListeners) listener();
+  }
+
+  /**
+   * Warns when Redis may evict the semaphore's keys: its leases (keys with a TTL, which `volatile-*`
+   * policies evict first) could vanish while their tasks run and the epoch stays, and nothing would
+   * hold new grants back (scripts.ts "Data loss"). Only `noeviction`, or no `maxmemory`, is safe.
+   * Asked of every master in cluster mode. Errors are ignored: managed Redis often forbids CONFIG
+   * (ElastiCache shows the policy in its parameter groups only).
+   */
+  async #checkEviction(log: ReturnType<typeof getLogger>): Promise<void> {
+    const nodes = this.client instanceof Cluster ? this.client.nodes("master") : [this.client];
+    for (const node of nodes) {
+      try {
+        const reply = (await node.call("CONFIG", "GET", "maxmemory*")) as unknown;
+        if (!Array.isArray(reply)) continue;
+        const config = new Map<string, string>();
+        for (let i = 0; i + 1 < reply.length; i += 2) config.set(String(reply[i]), String(reply[i + 1]));
+        const policy = config.get("maxmemory-policy");
+        const maxmemory = config.get("maxmemory");
+        if (policy === undefined || policy === "noeviction" || maxmemory === "0") continue;
+        log.warn(
+          `Redis may evict keys (maxmemory-policy ${policy}): the semaphore's leases could vanish while their tasks run and maxConcurrency be exceeded; use maxmemory-policy noeviction for the semaphore's Redis`,
+          { node: `${node.options.host}:${node.options.port}`, maxmemoryPolicy: policy, maxmemory },
+        );
+      } catch {
+        // CONFIG forbidden or renamed, or the node went away: nothing to say.
+      }
+    }
   }
 
   #markDown(reason: string): void {
@@ -233,9 +265,9 @@ export class RedisConnection {
    * Cluster mode: a cluster stays "ready" while one of its nodes is lost, so each node connection is
    * watched. Losing one fails the whole process closed until it is back (Redis Cluster itself refuses
    * every slot once a master is marked failed, by default), and its return counts as a reconnect: a
-   * master restarted without persistence and without a replica comes back empty, and the semaphores'
-   * reconnect path (re-register leases, then a grace period) is what keeps the limit then (see
-   * `#whenServing` for when a node counts as back). Node
+   * master restarted comes back empty or with expired leases, and the semaphores' reconnect path
+   * (re-register leases at once, within the window the restarted master opens: scripts.ts "Data
+   * loss") is what keeps the limit then (see `#whenServing` for when a node counts as back). Node
    * connections reconnect by themselves (`clusterNodeRetryStrategy`) so that their return is seen;
    * ioredis's default drops them and only reconnects when a command happens to need the node.
    */
@@ -279,9 +311,9 @@ export class RedisConnection {
 
   /**
    * A node that was lost is back once it serves its slots again, not when it accepts connections: a
-   * restarted master answers CLUSTERDOWN until it has rejoined. Counting it back earlier would start
-   * the semaphores' reconnect grace period while their lease re-registration still fails, and the
-   * grace could end before it succeeds. Asked every 200 ms while the connection stays up.
+   * restarted master answers CLUSTERDOWN until it has rejoined. Counting it back earlier would send
+   * the semaphores' lease re-registration (and their waiters' acquisitions) while it still fails.
+   * Asked every 200 ms while the connection stays up.
    */
   async #whenServing(node: Redis): Promise<void> {
     if (this.#confirming.has(node)) return;

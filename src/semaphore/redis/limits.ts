@@ -8,12 +8,17 @@ import { formatDuration, parseDuration } from "../../api/duration.ts";
 export const COMMAND_TIMEOUT_MS = 2_000;
 
 /**
- * The shortest lease TTL: 3 x the command timeout. Leases are refreshed every TTL/3, and a refresh
- * sent at `t` sets the expiry to at least `t + TTL` (the script runs no earlier than it was sent).
- * If the next refresh (at `t + TTL/3`) times out entirely, the one after it is sent at `t + 2TTL/3`
- * and, answered within the command timeout, runs by `t + 2TTL/3 + timeout`; that is before the
- * lease expires when `timeout <= TTL/3`. Any shorter TTL lets one slow refresh cost a running task
- * its lease (and another process its permit: the limit broken).
+ * The shortest lease TTL: 3 x the command timeout. Leases are refreshed every TTL/3: each tick of the
+ * refresh timer writes the REFRESH at once, before anything else it sends and without waiting for
+ * anything still in flight (an earlier refresh, or the pending releases, which it resends after the
+ * REFRESH: redis-semaphore.ts `#refresh`). A refresh sent at `t` sets the expiry to at least
+ * `t + TTL` (the script runs no earlier than it was sent). If the next refresh (at `t + TTL/3`) is
+ * lost entirely, the one after it is sent at `t + 2TTL/3` and, answered within the command timeout,
+ * has run by `t + 2TTL/3 + timeout`; that is before the lease expires when `timeout <= TTL/3`. Any
+ * shorter TTL lets one slow refresh cost a running task its lease (and another process its permit:
+ * the limit broken). Not counted: an event loop blocked for longer than that (timers fire late),
+ * and a Redis that answers nothing within the timeout for a whole TTL (the process then fails closed:
+ * its leases are unconfirmed, and may have expired).
  */
 export const MIN_LEASE_TTL_MS = 3 * COMMAND_TIMEOUT_MS;
 

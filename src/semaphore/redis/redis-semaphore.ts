@@ -44,13 +44,26 @@
  * - Fail closed: no new permit while Redis is unreachable, while any held lease has not been
  *   confirmed within its TTL, or while a lease that was lost (and could not be taken again) is still
  *   held by a running task. After a reconnect, held leases are re-registered at once.
- * - Data loss: when Redis has no record of the semaphore (it is new, or Redis restarted without
- *   persistence and lost every lease), the scripts grant no new permit for one lease TTL (the
- *   longest any process reports meanwhile) while running tasks re-register (scripts.ts, "Data
- *   loss"). Decided by Redis for every process alike, including one that connects for the first
- *   time. Redis announces the window on the channel, and every process refreshes its leases at
- *   once. A refused acquisition says how long is left; this process logs it once and asks again
- *   when the window ends, without polling meanwhile. Local hand-overs go on: they take no new permit.
+ * - No waiter is stranded: whenever the pump stops while waiters remain, something will run it
+ *   again: a re-check timer (refused, failing closed, a data-loss window, holding back), or, when
+ *   this process's own leases reach the limit (it does not ask Redis then), the release of one of
+ *   them (handed over locally, or released to Redis and followed by a pump, also when a hand-over
+ *   through Redis was refused under a lowered limit), the refresh (which pumps when waiters
+ *   remain), or a raised limit.
+ * - Data loss: when Redis has no record of the semaphore (it is new, or lost its data), or its record
+ *   was written by another Redis process (a restart, even with persistence, or a failover: leases
+ *   may have expired while it was away, or never reached the replica), the scripts grant no new
+ *   permit for one lease TTL (the longest any process reports meanwhile) while running tasks
+ *   re-register (scripts.ts, "Data loss", also for what it cannot cover: a holder cut off from Redis
+ *   for longer than its TTL while its task runs, keys evicted by a `maxmemory` policy, processes of
+ *   an older version during a rollout). Decided by Redis for every process alike, including one
+ *   that connects for the first time. Redis announces the window on the channel, and every process
+ *   refreshes its leases at once (and at once after its own reconnect). A refused acquisition says
+ *   how long is left; this process logs it once and asks again when the window ends, without
+ *   polling meanwhile. Local hand-overs go on: they take no new permit.
+ * - Refresh timing: each tick of the refresh timer sends the REFRESH at once, whatever else is in
+ *   flight (a previous refresh, pending releases, which are resent after it), so that a lease is
+ *   extended within the bound limits.ts assumes.
  * - Retry-safe: lease ids are chosen here before a call. When an acquisition or a hand-over fails
  *   (a command timeout does not mean the script did not run), its new ids are released at once and
  *   kept pending until a release succeeds, so a lost reply costs no capacity until the leases' TTL.
@@ -366,7 +379,7 @@ export class RedisSemaphore implements Semaphore {
             if (!this.#inWindow) {
               this.#inWindow = true;
               this.#log.info(
-                `Redis has no record of this semaphore (new, or Redis lost its data): granting no new permits for ${Math.ceil(windowMs / 1000)}s while running tasks re-register`,
+                `Redis has no record of this semaphore from its current process (new, or Redis restarted, failed over or lost its data): granting no new permits for ${Math.ceil(windowMs / 1000)}s while running tasks re-register`,
                 { windowMs },
               );
             }
@@ -540,7 +553,15 @@ export class RedisSemaphore implements Semaphore {
       this.#pendingReleases.add(nextId); // until a release of it succeeds, as for a failed acquire
       return [id, nextId];
     }
-    if (moved !== 1) return []; // released (and announced) by the script
+    if (moved !== 1) {
+      // Only released (and announced) by the script: a lowered limit left no room. The waiter is
+      // still queued here, and nobody would ask Redis for it: the pump stopped at this process's own
+      // leases without asking (so Redis does not list it, and no re-check is armed), and a release
+      // elsewhere would publish this process's own id when nobody else is queued, which it ignores.
+      // Ask now: Redis refuses (or grants, if a lease expired meanwhile), lists it and arms a re-check.
+      void this.#pump();
+      return [];
+    }
     this.#confirmLimit(generation);
     this.#held.set(nextId, { id: nextId, grantedAt: confirmedAt, confirmedAt, lost: false });
     if (!this.#waiters.resolve(waiter, this.#permit(nextId))) {
@@ -584,11 +605,26 @@ export class RedisSemaphore implements Semaphore {
     }
   }
 
+  /**
+   * Extends every held lease (one REFRESH), then resends the pending releases. The REFRESH is written
+   * first and nothing is awaited before it: each tick of the refresh timer sends it at once, even
+   * while a previous refresh or a release is still waiting for its answer (up to the command
+   * timeout), which is what limits.ts's lower bound on the TTL counts on. Also sent while the
+   * connection is not ready: it then fails at once (no offline queue) in plain mode, and in cluster
+   * mode, where one lost node makes the whole connection not ready, it still reaches the master of
+   * this activity's slot, whose leases would otherwise expire under running tasks.
+   */
   async #refresh(): Promise<void> {
-    if (this.#closed || !this.#connection.ready) return;
-    if (this.#pendingReleases.size > 0) await this.#releaseIds([...this.#pendingReleases]);
+    if (this.#closed) return;
     const leases = [...this.#held.values()];
-    if (leases.length === 0) return;
+    const refreshed = leases.length > 0 ? this.#refreshLeases(leases) : undefined;
+    if (this.#pendingReleases.size > 0 && this.#connection.ready) {
+      void this.#releaseIds([...this.#pendingReleases]);
+    }
+    await refreshed;
+  }
+
+  async #refreshLeases(leases: Lease[]): Promise<void> {
     try {
       const started = performance.now();
       const result = (await refreshScript.run(this.#connection.client, this.#scriptKeys, [
@@ -614,7 +650,8 @@ export class RedisSemaphore implements Semaphore {
           lease.lost = true;
         } else {
           lease.lost = false;
-          lease.confirmedAt = started;
+          // Refreshes may overlap (one per tick, each up to the command timeout): never go back.
+          lease.confirmedAt = Math.max(lease.confirmedAt, started);
         }
       }
       if (this.#waiters.length > 0) void this.#pump();
@@ -633,7 +670,8 @@ export class RedisSemaphore implements Semaphore {
         );
       }
     } catch (error) {
-      this.#connection.recordError("refresh", error);
+      // While the connection is down, that is the problem to report, not this refresh's failure.
+      if (this.#connection.ready) this.#connection.recordError("refresh", error);
       this.#log.debug("lease refresh failed", { error: describeError(error) });
     }
   }

@@ -11,34 +11,54 @@
  *   a release gives it a turn, or when it is granted a permit and still refused some. Entries leave
  *   both sets together: when all the process's waiters were granted, when it says it no longer
  *   waits, or when the `waiting` entry expires.
- * - KEYS[4], epoch: hash `{since, until}` (server ms), without a TTL, so it exists exactly as long as
- *   Redis keeps this semaphore's data. See "Data loss" below.
+ * - KEYS[4], epoch: hash `{since, until, run}` (server ms, and the `run_id` of the Redis process
+ *   that wrote it), without a TTL, so it exists exactly as long as Redis keeps this semaphore's data.
+ *   See "Data loss" below.
  * The keys themselves expire when their last member would, so an abandoned semaphore leaves nothing
  * but its epoch (one small hash per activity).
  * Never earlier: processes of one activity may run with different lease TTLs, so the holders key
  * expires at its latest lease's expiry (`expireHolders`), not after the caller's own TTL, and the
  * waiting keys' expiry is only ever extended.
  *
- * Data loss: a Redis that restarts without persistence (or fails over to a replica that never had
- * the data) forgets every lease while their tasks keep running. A process that asked first would
- * find every permit free and take them before the holders re-register (their refresh re-adds a
- * lease that is gone): twice the limit in flight. So ACQUIRE, REFRESH and TRANSFER first run
- * `windowOn`: a missing epoch means the store was lost, or the semaphore is new (the server cannot
- * tell them apart, and treating both alike is safe: a new semaphore waits once). The script then
- * records the epoch with a window from now to now + the caller's TTL, during which ACQUIRE grants
- * nothing and says how long is left, while REFRESH re-registers running leases (within the limit,
- * as always) and TRANSFER hands a held permit over (the count does not grow). It also publishes
- * `reregister` on the channel, on which every process refreshes its leases at once. Every live
- * holder re-registers within its own TTL of the loss in any case (at once when its connection
- * dropped, which a restart does; else on that message, or at its next refresh if it missed it), so
- * a window as long as the longest TTL among the holders covers them: any of these scripts run
- * during the window extends it to `since` + the caller's TTL when that is later (only ever
- * extended, and never once it has ended, or a long-TTL holder's periodic refreshes would keep
- * reopening it). RELEASE leaves the epoch alone: it adds no lease, and the next script that does
- * will notice the loss. Not covered: a holder that reaches Redis only after the window (cut off for
- * longer than that, as in any partition longer than a TTL), and, when the data is lost without
- * connections dropping (a FLUSHALL), a holder that misses the message and whose refresh interval
- * (its TTL / 3) is longer than the window of the others.
+ * Data loss: leases are only as good as the Redis that holds them. A Redis that restarts without
+ * persistence (or fails over to a replica that never had the data) forgets every lease while their
+ * tasks keep running; one that restarts with persistence after being away longer than a TTL comes
+ * back with their leases expired (by server time, which went on), and one with `appendfsync
+ * everysec` may lose the last second of grants; a replica promoted with replication lag misses the
+ * latest leases. In each case a process that asked first would find permits free and take them
+ * before the holders re-register (their refresh re-adds a lease that is gone): more than the limit
+ * in flight. So ACQUIRE, REFRESH and TRANSFER first run `windowOn`, which opens a window when the
+ * epoch is missing (the store was lost, or the semaphore is new: the server cannot tell them apart,
+ * and treating both alike is safe, a new semaphore waits once) or was written by another Redis
+ * process (its `run` is not this server's `run_id`, which every restart and every promoted replica
+ * changes; an epoch without `run`, from an older version, counts as another process's: one window,
+ * once). The script records the epoch with a window from now to now + the caller's TTL and this
+ * server's `run_id`, during which ACQUIRE grants nothing and says how long is left, while REFRESH
+ * re-registers running leases (within the limit, as always) and TRANSFER hands a held permit over
+ * (the count does not grow). It also publishes `reregister` on the channel, on which every process
+ * refreshes its leases at once. So every restart opens a window, even a quick one with persistence
+ * whose leases all survived: the server cannot tell what it lost (the last second before a crash
+ * with `everysec`), and a window only delays new grants by one TTL. Every live holder re-registers
+ * within its own TTL of the loss in any case (at once when its connection dropped, which a restart
+ * or failover does; else on that message, or at its next refresh if it missed it), so a window as
+ * long as the longest TTL among the holders covers them: any of these scripts run during the window
+ * extends it to `since` + the caller's TTL when that is later (only ever extended, and never once
+ * it has ended, or a long-TTL holder's periodic refreshes would keep reopening it). RELEASE leaves
+ * the epoch alone: it adds no lease, and the next script that does will notice the loss.
+ * Not covered:
+ * - a holder that reaches Redis only after the window: cut off from Redis for longer than that while
+ *   its task runs (a partition longer than a TTL), and likewise every process cut off that long
+ *   while Redis itself keeps running (no restart, so no window: a network partition, or a Redis
+ *   Cluster refusing every slot while one master is down). Its lease expires and another process
+ *   may take the permit; the holder then finds its lease lost, fails closed until that task ends,
+ *   and logs it. Inherent to leases: Redis cannot tell a partitioned holder from a crashed one.
+ * - when the data is lost without connections dropping (a FLUSHALL), a holder that misses the
+ *   message and whose refresh interval (its TTL / 3) is longer than the window of the others.
+ * - keys evicted by a `maxmemory` policy while the epoch stays (`volatile-*` policies evict only
+ *   keys with a TTL, such as the holders): the semaphore's Redis must use `noeviction` (or have no
+ *   `maxmemory`); connection.ts warns at connect when it can read the policy and it is not.
+ * - mixed versions during a rollout: processes of a version without the epoch (or without `run`)
+ *   ignore the window (or do not open one on a restart), and may take permits during it.
  *
  * Turns between processes: a release does not wake every waiting process (the first to answer would
  * win, always the same one when one pod answers faster). For each permit it frees it publishes
@@ -93,16 +113,22 @@ export const REREGISTER_MESSAGE = "reregister";
 
 /**
  * Sets `windowEnd` (server ms): until then, no new permit is granted (see "Data loss" above). A
- * missing epoch starts a window of the caller's TTL, announced on `channel` (a Lua expression); a
- * window still open grows to `since` + the caller's TTL. Needs `now` and `ttl`. (HSET with several
- * fields needs Redis 4.0 or later.)
+ * missing epoch, or one recorded by another Redis process (its `run` is not this server's `run_id`:
+ * a restart, with or without persistence, or a failover; or an epoch from a version that did not
+ * record it), starts a window of the caller's TTL, records this server's `run_id`, and is announced
+ * on `channel` (a Lua expression); a window still open grows to `since` + the caller's TTL. Needs
+ * `now` and `ttl`. One `INFO server` per call (a few microseconds; only the scripts that add leases
+ * run it). A server whose `INFO` shows no `run_id` (some proxies and managed services) records ''
+ * and is then only ever noticed by a missing epoch. (HSET with several fields needs Redis 4.0 or
+ * later; a write after `INFO` or `TIME`, effects replication: Redis 5.0 or later.)
  */
 const windowOn = (channel: string): string => `
-local epoch = redis.call('HMGET', KEYS[4], 'since', 'until')
+local epoch = redis.call('HMGET', KEYS[4], 'since', 'until', 'run')
 local since, windowEnd = tonumber(epoch[1]), tonumber(epoch[2])
-if not since or not windowEnd then
+local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
+if not since or not windowEnd or epoch[3] ~= run then
   since, windowEnd = now, now + ttl
-  redis.call('HSET', KEYS[4], 'since', since, 'until', windowEnd)
+  redis.call('HSET', KEYS[4], 'since', since, 'until', windowEnd, 'run', run)
   redis.call('PUBLISH', ${channel}, '${REREGISTER_MESSAGE}')
 elseif now < windowEnd and since + ttl > windowEnd then
   windowEnd = since + ttl
