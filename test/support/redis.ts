@@ -38,9 +38,17 @@ export class RedisServer {
     return server;
   }
 
-  /** (Re)starts redis-server on the same port; no persistence, as a cache-style Redis would run. */
-  async startProcess(): Promise<void> {
-    const args = ["--port", String(this.#port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+  /**
+   * (Re)starts redis-server on the same port. By default without persistence, as a cache-style Redis
+   * would run: a restart loses everything. With `persistent`, an append-only file fsynced before
+   * every reply (`--appendfsync always`) in the server's own directory: what a client was told is
+   * written survives a SIGKILL, and the next `startProcess({ persistent: true })` loads it.
+   */
+  async startProcess(options: { persistent?: boolean } = {}): Promise<void> {
+    const appendOnly = options.persistent
+      ? ["--appendonly", "yes", "--appendfsync", "always"]
+      : ["--appendonly", "no"];
+    const args = ["--port", String(this.#port), "--bind", "127.0.0.1", "--save", "", ...appendOnly];
     args.push("--dir", this.#dir, "--protected-mode", "no");
     const child = spawn("redis-server", args, { stdio: ["ignore", "pipe", "pipe"] });
     child.stdout?.on("data", (chunk: Buffer) => {
@@ -59,11 +67,30 @@ export class RedisServer {
   /** Stops the server process (SIGKILL by default: a crash, nothing flushed). */
   async stopProcess(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
     const child = this.#process;
-    if (!child || child.exitCode !== null) return;
-    const exited = once(child, "exit");
-    child.kill(signal);
-    await exited;
+    if (!child) return;
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, "exit");
+      child.kill(signal);
+      await exited;
+    }
     this.#process = undefined;
+  }
+
+  /**
+   * Deletes what a persistent server wrote (call it while the process is stopped): the next start
+   * then begins empty, as a Redis whose disk was lost would, and never loads a stale file from an
+   * earlier persistent run.
+   */
+  wipeData(): void {
+    if (this.#process) throw new Error("wipeData: stop the server first");
+    for (const entry of fs.readdirSync(this.#dir)) {
+      fs.rmSync(path.join(this.#dir, entry), { recursive: true, force: true });
+    }
+  }
+
+  /** The server's process id while it runs (to kill it from an exit handler, synchronously). */
+  get pid(): number | undefined {
+    return this.#process?.pid;
   }
 
   async waitUntilUp(timeoutMs = 10_000): Promise<void> {
