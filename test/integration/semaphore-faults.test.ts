@@ -363,12 +363,16 @@ describe("RedisSemaphore under faults (worker processes, a real redis-server, a 
     await redis.startProcess({ persistent: schedule.persistent });
     witness = await Witness.start(schedule.limit);
     run = new FaultRun(schedule, redis, witness);
+    const events = fs.createWriteStream(path.join(run.logDir, "events.log"));
+    events.write(`${describeSchedule(schedule)}\n`);
+    witness.logTo((line) => events.write(`${line}\n`));
     const startedAt = performance.now();
     try {
       await run.run();
     } finally {
       await run.stop();
     }
+    events.end();
     const seconds = ((performance.now() - startedAt) / 1000).toFixed(1);
     const summary =
       `seed ${seed}: ${seconds} s, ${witness.holds} holds, peak ${witness.peak} in flight,` +
@@ -376,7 +380,7 @@ describe("RedisSemaphore under faults (worker processes, a real redis-server, a 
       ` ${Math.round(witness.longestUnderuseMs)} ms${witness.sawDemandWhileArmed ? "" : " (no loop waited: unchecked)"}`;
     console.log(`      ${summary}`);
     const failed = witness.violationCount > 0 || run.problems.length > 0;
-    if (!failed) fs.rmSync(run.logDir, { recursive: true, force: true });
+    if (!failed && !process.env.SFN_FAULT_KEEP_LOGS) fs.rmSync(run.logDir, { recursive: true, force: true });
     const report = [
       `semaphore fault test failed with seed ${seed}; the same schedule again:`,
       `  SFN_FAULT_SEED=${seed} SFN_FAULT_SECONDS=${SECONDS}${process.env.SFN_FAULT_TTL_RANGE ? ` SFN_FAULT_TTL_RANGE=${process.env.SFN_FAULT_TTL_RANGE}` : ""} npx mocha --timeout 300000 test/integration/semaphore-faults.test.ts`,
@@ -389,7 +393,7 @@ describe("RedisSemaphore under faults (worker processes, a real redis-server, a 
             .map((v) => `[${v.kind}] ${v.at}s ${v.count}/${v.limit}`)
             .join(", ")}`
         : "",
-      `worker logs: ${run.logDir}`,
+      `worker logs and every event: ${run.logDir}`,
       "schedule:",
       describeSchedule(schedule),
     ].join("\n");

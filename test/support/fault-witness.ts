@@ -72,6 +72,8 @@ export class Witness {
   #underuseSince: number | undefined;
   #underuseReported = false;
   readonly #timer: NodeJS.Timeout;
+  /** Every event, when asked (`logTo`): the short in-memory log is for violations' reports. */
+  #sink: ((line: string) => void) | undefined;
 
   private constructor(server: net.Server, initialLimit: number) {
     this.#server = server;
@@ -90,6 +92,11 @@ export class Witness {
 
   get port(): number {
     return (this.#server.address() as net.AddressInfo).port;
+  }
+
+  /** Writes every event from now on to `sink` too (a file kept with a failed run's logs). */
+  logTo(sink: (line: string) => void): void {
+    this.#sink = sink;
   }
 
   /** Ms since the witness started (the time of every record). */
@@ -124,6 +131,7 @@ export class Witness {
     const line = `${this.#stamp()} ${text}`;
     this.#faults.push(line);
     this.#events.push(`${line}  <== fault`);
+    this.#sink?.(`${line}  <== fault`);
     this.#trim();
   }
 
@@ -308,7 +316,9 @@ export class Witness {
   }
 
   #event(text: string): void {
-    this.#events.push(`${this.#stamp()} ${text}`);
+    const line = `${this.#stamp()} ${text}`;
+    this.#events.push(line);
+    this.#sink?.(line);
     this.#trim();
   }
 
