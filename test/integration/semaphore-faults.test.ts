@@ -65,20 +65,20 @@ const CHAOS_SHARE = 0.65;
 const REDIS_DOWN_MAX_MS = Math.min(1_600, (2 * TTL_RANGE_MS[0]) / 3 - 1_500);
 const REDIS_DOWN_MS: [number, number] | undefined =
   REDIS_DOWN_MAX_MS >= 600 ? [600, REDIS_DOWN_MAX_MS] : undefined;
-/** Restarts that lose Redis's data only in this first part of the faults: after one, grants may stop for a TTL. */
-const DATA_LOSS_UNTIL = 0.6;
 /**
- * Liveness slack past the horizon (a killed holder's TTL, or a Redis fault's allowance): a waiting
- * process re-checks at least every 1 s (`recheckMs`); the rest is for a loaded 2-core machine.
+ * Redis restarts only in this first part of the faults: after one, a correct semaphore may grant
+ * nothing for a TTL, and the quiet phase waits for that to pass.
+ */
+const REDIS_FAULTS_UNTIL = 0.5;
+/**
+ * Liveness slack past what excuses under-use (a killed holder's TTL, a Redis restart's allowance): a
+ * waiting process re-checks at least every 1 s (`recheckMs`); the rest is for a loaded 2-core machine.
  */
 const LIVENESS_SLACK_MS = 5_000;
 /** How long the quiet phase goes on after the last horizon and slack, still checking. */
 const OBSERVE_MS = 4_000;
-/**
- * After Redis restarts with its data, processes reconnect within about 1 s (ioredis's retry delay)
- * and wait 2 s (`reconnectGraceMs`) before taking permits again.
- */
-const RECONNECT_ALLOWANCE_MS = 3_000;
+/** How long the old process of a rollout during a Redis outage runs beside its replacement. */
+const ROLLOUT_OVERLAP_MS = 1_500;
 /**
  * Between the last acknowledgement of a limit change and telling the workers it is settled: a grant
  * decided under the old limit by a script already on its way to Redis when its process acknowledged
@@ -180,10 +180,11 @@ class FaultRun {
     const witness = this.#witness;
     witness.fault("quiet phase: no faults but the kills below");
     witness.arm(true, LIVENESS_SLACK_MS);
-    // The faults' own allowances first, so that they cannot hide what the kills below do.
+    // The Redis faults' allowance first, so that it cannot hide what the kills below do.
     while (witness.now() < witness.horizon) await sleep(200);
     for (const slot of this.#schedule.livenessVictims) await this.#kill(slot, "(quiet phase)");
-    while (witness.now() < witness.horizon + LIVENESS_SLACK_MS + OBSERVE_MS) await sleep(200);
+    const end = () => Math.max(witness.horizon, witness.tiedUntil) + LIVENESS_SLACK_MS + OBSERVE_MS;
+    while (witness.now() < end()) await sleep(200);
     witness.arm(false);
   }
 
@@ -246,19 +247,22 @@ class FaultRun {
 
   async #kill(slot: number, why: string): Promise<void> {
     const worker = this.#workers.get(slot);
-    if (!worker) return;
+    if (worker) await this.#killProcess(worker, why);
+  }
+
+  async #killProcess(worker: WorkerProcess, why: string): Promise<void> {
     const witness = this.#witness;
     const deadline = performance.now() + WAIT_FOR_HOLD_MS;
     while (witness.holdingOf(worker.name) === 0 && performance.now() < deadline) await sleep(20);
     const holding = witness.holdingOf(worker.name);
     worker.killed = true;
-    this.#workers.delete(slot);
+    if (this.#workers.get(worker.spec.slot) === worker) this.#workers.delete(worker.spec.slot);
     witness.fault(`SIGKILL ${worker.name} (ttl ${worker.spec.ttlMs} ms) holding ${holding} ${why}`);
     worker.child.kill("SIGKILL");
     await worker.exited;
     await witness.gone(worker.name);
     // Its leases stay until its TTL ends: nobody else may take those permits before.
-    witness.excuseUntil(witness.now() + worker.spec.ttlMs, `${worker.name}'s leases expire`);
+    witness.processKilled(worker.name, worker.spec.loops, worker.spec.ttlMs);
   }
 
   async #setLimit(limit: number): Promise<void> {
@@ -285,22 +289,32 @@ class FaultRun {
 
   async #restartRedis(fault: Extract<Fault, { kind: "redis" }>): Promise<void> {
     const witness = this.#witness;
-    if (fault.replacement) await this.#kill(fault.replacement.slot, "(with Redis)");
+    // Holders at the limit when Redis goes: after a data loss, any permit granted before they are
+    // counted again is one too many.
+    const deadline = performance.now() + WAIT_FOR_HOLD_MS;
+    while (witness.count < witness.limit && performance.now() < deadline) await sleep(20);
     witness.fault(
-      `SIGKILL Redis: it ${fault.keepData ? "keeps" : "LOSES"} its data, down ${fault.downMs} ms`,
+      `SIGKILL Redis with ${witness.count} in flight: it ${fault.keepData ? "keeps" : "LOSES"} its data,` +
+        ` down ${fault.downMs} ms`,
     );
     await this.#redis.stopProcess("SIGKILL");
-    // Started while Redis is down, it connects for the first time as Redis comes back.
+    const ttlAllowance = Math.max(this.#maxLiveTtl(), fault.replacement?.ttlMs ?? 0);
+    // A rollout during the outage: the new process, started while Redis is down, connects for the
+    // first time as Redis comes back, while the old one still runs its tasks; the old one goes after.
+    const old = fault.replacement ? this.#workers.get(fault.replacement.slot) : undefined;
     const replacement = fault.replacement ? this.#spawn(fault.replacement) : undefined;
     await sleep(fault.downMs);
     if (!fault.keepData) this.#redis.wipeData();
     await this.#redis.startProcess({ persistent: fault.persistentAfter });
     witness.fault(`Redis up (${fault.persistentAfter ? "persistent" : "not persistent"})`);
+    // Grants may wait a TTL after a data loss; after a restart with the data, a grant whose answer
+    // was lost in the crash leaves a lease nobody holds until its TTL ends.
+    witness.excuseUntil(witness.now() + ttlAllowance, "Redis restarted");
     await replacement;
-    witness.excuseUntil(
-      witness.now() + (fault.keepData ? RECONNECT_ALLOWANCE_MS : this.#maxLiveTtl()),
-      fault.keepData ? "reconnecting to Redis" : "Redis lost its data: grants may wait a TTL",
-    );
+    if (old) {
+      await sleep(ROLLOUT_OVERLAP_MS);
+      await this.#killProcess(old, "(replaced during the Redis outage)");
+    }
   }
 
   #send(worker: WorkerProcess, message: ParentMessage): void {
@@ -342,7 +356,7 @@ describe("RedisSemaphore under faults (worker processes, a real redis-server, a 
     limitRange: LIMIT_RANGE,
     chaosMs: SECONDS * 1000 * CHAOS_SHARE,
     redisDownMs: REDIS_DOWN_MS,
-    dataLossUntil: DATA_LOSS_UNTIL,
+    redisFaultsUntil: REDIS_FAULTS_UNTIL,
   });
   let redis: RedisServer | undefined;
   let witness: Witness | undefined;

@@ -15,8 +15,8 @@ export interface ScheduleOptions {
   chaosMs: number;
   /** How long Redis stays down in a restart; undefined: no Redis faults (see the test). */
   redisDownMs: [number, number] | undefined;
-  /** Redis restarts that lose the data are drawn only in this first part of the chaos (0..1). */
-  dataLossUntil: number;
+  /** Redis restarts are drawn only in this first part of the chaos (0..1). */
+  redisFaultsUntil: number;
 }
 
 export interface WorkerSpec {
@@ -100,8 +100,16 @@ export function makeSchedule(seed: number, options: ScheduleOptions): Schedule {
     livenessVictims: [],
   };
   const ttls: number[] = [];
+  const [minTtl, maxTtl] = options.ttlRangeMs;
   for (let slot = 0; slot < options.slots; slot++) {
-    const spec = worker(slot);
+    // A very short TTL beside long ones in every run: the mixed-TTL defect needs both.
+    const ttlMs =
+      slot === 0
+        ? Math.round(rng.logUniform(minTtl, Math.min(maxTtl, minTtl * 1.5)))
+        : slot === 1
+          ? Math.round(rng.logUniform(Math.max(minTtl, maxTtl / 2), maxTtl))
+          : undefined;
+    const spec = worker(slot, ttlMs);
     schedule.workers.push(spec);
     ttls[slot] = spec.ttlMs;
   }
@@ -118,32 +126,28 @@ export function makeSchedule(seed: number, options: ScheduleOptions): Schedule {
     const pauseMs = Math.round(rng.between(500, 3_500));
     elapsed += pauseMs;
     const roll = rng.next();
-    const redisAllowed = options.redisDownMs !== undefined;
+    const redisDownMs =
+      elapsed < options.redisFaultsUntil * options.chaosMs ? options.redisDownMs : undefined;
     let fault: Fault;
-    if (redisAllowed && roll < 0.3 && options.redisDownMs) {
-      // Data kept only if the server that is killed wrote it; lost data only early (see options).
-      const mayLose = elapsed < options.dataLossUntil * options.chaosMs;
-      const keepData = persistent && (!mayLose || rng.chance(0.4));
-      if (!keepData && !mayLose) {
-        fault = { kind: "limit", limit: otherLimit(rng, limit, options.limitRange) };
-      } else {
-        const downMs = Math.round(rng.between(options.redisDownMs[0], options.redisDownMs[1]));
-        // A server that kept its data keeps persisting: its next restart may keep it again.
-        const persistentAfter = keepData || rng.chance(0.5);
-        fault = {
-          kind: "redis",
-          keepData,
-          downMs,
-          persistentAfter,
-          // After a data loss, a process connecting for the first time is what takes every permit
-          // while the old holders have not re-registered yet: make that likely.
-          ...(rng.chance(keepData ? 0.4 : 0.8)
-            ? { replacement: replacement(rng.int(0, options.slots - 1)) }
-            : {}),
-        };
-        persistent = persistentAfter;
-        elapsed += downMs + 1_000;
-      }
+    if (redisDownMs && roll < 0.35) {
+      // Data kept only if the server that is killed wrote it.
+      const keepData = persistent && rng.chance(0.4);
+      const downMs = Math.round(rng.between(redisDownMs[0], redisDownMs[1]));
+      // A server that kept its data keeps persisting: its next restart may keep it again.
+      const persistentAfter = keepData || rng.chance(0.5);
+      fault = {
+        kind: "redis",
+        keepData,
+        downMs,
+        persistentAfter,
+        // After a data loss, a process connecting for the first time is what takes permits while the
+        // old holders have not re-registered yet: make that likely.
+        ...(rng.chance(keepData ? 0.4 : 0.8)
+          ? { replacement: replacement(rng.int(0, options.slots - 1)) }
+          : {}),
+      };
+      persistent = persistentAfter;
+      elapsed += downMs + 2_500;
     } else if (roll < 0.75) {
       const slot = rng.int(0, options.slots - 1);
       const restartAfterMs = Math.round(rng.between(0, 2_000));

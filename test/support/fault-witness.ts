@@ -15,10 +15,13 @@
  * Why checking at new holds only is complete: the count only grows at a new hold, and a lowered
  * limit is allowed to leave the count above it until holders finish.
  *
- * Liveness, checked only while armed (a quiet phase): while the count is below the limit and a loop
- * waits ("under-use"), that must end within `slackMs` of the later of its start and the horizon
- * (until when faults excuse it: a killed holder's leases stay until its TTL ends, Redis losing its
- * data stops grants for up to a TTL).
+ * Liveness, checked only while armed (a quiet phase): while the count is below what is available
+ * and a loop waits ("under-use"), that must end within `slackMs` of the later of its start and the
+ * horizon. Available: the limit, less the permits a killed process may still hold in Redis until its
+ * TTL ends (as many as it had loops: beside the holds the witness saw, a process can die with leases
+ * nobody was told of yet, e.g. granted by a script whose answer it never read). The horizon: until
+ * when faults excuse any under-use (a Redis restart: a correct semaphore may grant nothing for up to
+ * a TTL after losing its data).
  */
 import { once } from "node:events";
 import net from "node:net";
@@ -66,6 +69,8 @@ export class Witness {
   readonly #faults: string[] = [];
   #count = 0;
   #waiting = 0;
+  /** Permits killed processes may still hold in Redis, and until when (ms since start). */
+  readonly #tied: Array<{ until: number; permits: number }> = [];
   #horizon = 0;
   #armed = false;
   #slackMs = 0;
@@ -146,6 +151,18 @@ export class Witness {
   excuseUntil(at: number, why: string): void {
     if (at > this.#horizon) this.#horizon = at;
     this.#event(`under-use excused until ${(at / 1000).toFixed(1)}s: ${why}`);
+  }
+
+  /** A process was killed: up to `permits` leases of its own stay in Redis for `ttlMs`. */
+  processKilled(name: string, permits: number, ttlMs: number): void {
+    const until = this.now() + ttlMs;
+    this.#tied.push({ until, permits });
+    this.#event(`${name}'s up to ${permits} lease(s) may stay until ${(until / 1000).toFixed(1)}s`);
+  }
+
+  /** When the last killed process's leases are gone at the latest (ms since start). */
+  get tiedUntil(): number {
+    return Math.max(0, ...this.#tied.map((entry) => entry.until));
   }
 
   /** Starts (or stops) checking liveness, allowing `slackMs` past the horizon. */
@@ -271,7 +288,10 @@ export class Witness {
 
   #checkUnderuse(): void {
     const now = this.now();
-    const underused = this.#count < this.limit && this.#waiting > 0;
+    let tied = 0;
+    for (const entry of this.#tied) if (entry.until > now) tied += entry.permits;
+    const available = this.limit - tied;
+    const underused = this.#count < available && this.#waiting > 0;
     if (!underused) {
       if (this.#underuseSince !== undefined && this.#armed) {
         this.longestUnderuseMs = Math.max(this.longestUnderuseMs, now - this.#underuseSince);
@@ -289,7 +309,8 @@ export class Witness {
       this.#underuseReported = true;
       this.#violation(
         "liveness",
-        `only ${this.#count} in flight, limit ${this.limit}, while ${this.#waiting} loop(s) wait, since` +
+        `only ${this.#count} in flight, limit ${this.limit} (${tied} may be held by killed processes),` +
+          ` while ${this.#waiting} loop(s) wait, since` +
           ` ${(this.#underuseSince / 1000).toFixed(1)}s; allowed until ${(deadline / 1000).toFixed(1)}s` +
           ` (faults excuse it until ${(this.#horizon / 1000).toFixed(1)}s, plus ${this.#slackMs} ms)`,
       );
