@@ -69,7 +69,7 @@ const REDIS_DOWN_MS: [number, number] | undefined =
  * Redis restarts only in this first part of the faults: after one, a correct semaphore may grant
  * nothing for a TTL, and the quiet phase waits for that to pass.
  */
-const REDIS_FAULTS_UNTIL = 0.5;
+const REDIS_FAULTS_UNTIL = 0.3;
 /**
  * Liveness slack past what excuses under-use (a killed holder's TTL, a Redis restart's allowance): a
  * waiting process re-checks at least every 1 s (`recheckMs`); the rest is for a loaded 2-core machine.

@@ -68,103 +68,106 @@ const HOLD_PATTERNS: Array<[number, number]> = [
   [100, 6_000],
   [1_000, 15_000],
 ];
+/** Pauses between holds: mostly short (demand above the limit), sometimes long (lulls). */
 const THINK_PATTERNS: Array<[number, number]> = [
   [0, 200],
   [0, 1_000],
+  [200, 4_000],
 ];
+
+/**
+ * Slot 0 always runs with a TTL near the shortest and slot 1 with one near the longest, both with
+ * long holds: the mixed-TTL defect shows when the short-TTL process was the last to touch the
+ * holders key and then stops (killed, or done) while long-TTL processes hold long tasks. Slot 0 is
+ * also the quiet phase's victim: its short TTL keeps that phase short.
+ */
+const SHORT_SLOT = 0;
+const LONG_SLOT = 1;
 
 export function makeSchedule(seed: number, options: ScheduleOptions): Schedule {
   const rng = new Prng(seed);
+  const [minTtl, maxTtl] = options.ttlRangeMs;
   const incarnations = new Map<number, number>();
-  const worker = (slot: number, ttlMs?: number): WorkerSpec => {
+  const ttls: number[] = [];
+  const worker = (slot: number, draw: { keepTtl?: boolean; loops?: [number, number] } = {}): WorkerSpec => {
     const incarnation = incarnations.get(slot) ?? 0;
     incarnations.set(slot, incarnation + 1);
+    const [low, high] =
+      slot === SHORT_SLOT
+        ? [minTtl, Math.min(maxTtl, minTtl * 1.5)]
+        : slot === LONG_SLOT
+          ? [Math.max(minTtl, maxTtl / 2), maxTtl]
+          : [minTtl, maxTtl];
+    const previous = ttls[slot];
+    const ttlMs = draw.keepTtl && previous !== undefined ? previous : Math.round(rng.logUniform(low, high));
+    ttls[slot] = ttlMs;
+    const loops = draw.loops ?? [1, 4];
     return {
       slot,
       incarnation,
-      ttlMs: ttlMs ?? Math.round(rng.logUniform(options.ttlRangeMs[0], options.ttlRangeMs[1])),
-      loops: rng.int(1, 4),
-      holdMs: rng.pick(HOLD_PATTERNS),
+      ttlMs,
+      loops: rng.int(loops[0], loops[1]),
+      holdMs: slot === SHORT_SLOT || slot === LONG_SLOT ? [1_000, 15_000] : rng.pick(HOLD_PATTERNS),
       thinkMs: rng.pick(THINK_PATTERNS),
       seed: rng.fork(),
     };
   };
   let limit = rng.int(Math.max(2, options.limitRange[0]), Math.min(4, options.limitRange[1]));
   let persistent = rng.chance(0.5);
-  const schedule: Schedule = {
-    seed,
-    limit,
-    persistent,
-    workers: [],
-    steps: [],
-    livenessVictims: [],
-  };
-  const ttls: number[] = [];
-  const [minTtl, maxTtl] = options.ttlRangeMs;
-  for (let slot = 0; slot < options.slots; slot++) {
-    // A very short TTL beside long ones in every run: the mixed-TTL defect needs both.
-    const ttlMs =
-      slot === 0
-        ? Math.round(rng.logUniform(minTtl, Math.min(maxTtl, minTtl * 1.5)))
-        : slot === 1
-          ? Math.round(rng.logUniform(Math.max(minTtl, maxTtl / 2), maxTtl))
-          : undefined;
-    const spec = worker(slot, ttlMs);
-    schedule.workers.push(spec);
-    ttls[slot] = spec.ttlMs;
-  }
+  const schedule: Schedule = { seed, limit, persistent, workers: [], steps: [], livenessVictims: [] };
+  for (let slot = 0; slot < options.slots; slot++) schedule.workers.push(worker(slot));
   // A replacement keeps its slot's TTL or gets another: a rollout that changes SFN_REDIS_LEASE_TTL.
-  const replacement = (slot: number): WorkerSpec => {
-    const spec = worker(slot, rng.chance(0.4) ? ttls[slot] : undefined);
-    ttls[slot] = spec.ttlMs;
-    return spec;
-  };
+  const replacement = (slot: number, loops?: [number, number]): WorkerSpec =>
+    worker(slot, { keepTtl: rng.chance(0.4), ...(loops ? { loops } : {}) });
 
-  // Estimated elapsed time, to know when to stop drawing; each fault's own duration is rough.
+  // Estimated elapsed time, to know when to stop drawing. The estimates include what the test waits
+  // for (a victim to hold, a new process to start), so that the faults take about `chaosMs`.
   let elapsed = 0;
   while (elapsed < options.chaosMs) {
-    const pauseMs = Math.round(rng.between(500, 3_500));
+    const pauseMs = Math.round(rng.between(500, 3_000));
     elapsed += pauseMs;
     const roll = rng.next();
     const redisDownMs =
       elapsed < options.redisFaultsUntil * options.chaosMs ? options.redisDownMs : undefined;
     let fault: Fault;
-    if (redisDownMs && roll < 0.35) {
+    if (redisDownMs && roll < 0.6) {
       // Data kept only if the server that is killed wrote it.
-      const keepData = persistent && rng.chance(0.4);
+      const keepData = persistent && rng.chance(0.3);
       const downMs = Math.round(rng.between(redisDownMs[0], redisDownMs[1]));
       // A server that kept its data keeps persisting: its next restart may keep it again.
       const persistentAfter = keepData || rng.chance(0.5);
+      // After a data loss, a process connecting for the first time takes every free permit (all of
+      // them, Redis being empty) before the old holders are counted again: with more loops than
+      // the free permits, it exceeds the limit as soon as one old holder still runs.
+      const rollout = rng.chance(keepData ? 0.4 : 0.85);
       fault = {
         kind: "redis",
         keepData,
         downMs,
         persistentAfter,
-        // After a data loss, a process connecting for the first time is what takes permits while the
-        // old holders have not re-registered yet: make that likely.
-        ...(rng.chance(keepData ? 0.4 : 0.8)
-          ? { replacement: replacement(rng.int(0, options.slots - 1)) }
-          : {}),
+        ...(rollout ? { replacement: replacement(rng.int(0, options.slots - 1), [4, 6]) } : {}),
       };
       persistent = persistentAfter;
-      elapsed += downMs + 2_500;
-    } else if (roll < 0.75) {
+      elapsed += downMs + 4_000;
+    } else if (roll < 0.8) {
       const slot = rng.int(0, options.slots - 1);
       const restartAfterMs = Math.round(rng.between(0, 2_000));
       fault = { kind: "kill", slot, restartAfterMs, replacement: replacement(slot) };
-      elapsed += restartAfterMs + 1_000;
+      elapsed += restartAfterMs + 1_500;
     } else {
       fault = { kind: "limit", limit: otherLimit(rng, limit, options.limitRange) };
-      elapsed += 500;
+      limit = fault.limit;
+      elapsed += 1_000;
     }
-    if (fault.kind === "limit") limit = fault.limit;
     schedule.steps.push({ pauseMs, fault });
   }
 
-  // The slots with the shortest TTLs, so that the quiet phase after their kill stays short.
-  const bySlotTtl = ttls.map((ttl, slot) => ({ ttl, slot })).sort((a, b) => a.ttl - b.ttl);
-  const victims = rng.int(1, 2);
-  schedule.livenessVictims = bySlotTtl.slice(0, victims).map((entry) => entry.slot);
+  // The short-TTL slot, and a second one if its TTL is short too: the quiet phase lasts their TTL.
+  const second = ttls
+    .map((ttl, slot) => ({ ttl, slot }))
+    .filter((entry) => entry.slot !== SHORT_SLOT && entry.ttl <= 2 * minTtl)
+    .sort((a, b) => a.ttl - b.ttl)[0];
+  schedule.livenessVictims = second ? [SHORT_SLOT, second.slot] : [SHORT_SLOT];
   return schedule;
 }
 
