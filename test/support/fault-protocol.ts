@@ -37,7 +37,9 @@ export const WORKER_CONFIG_ENV = "SFN_FAULT_WORKER";
 
 export type ParentMessage =
   | { type: "limit"; limit: number; epoch: number }
-  | { type: "settled"; epoch: number };
+  | { type: "settled"; epoch: number }
+  /** Holds last this long from now on (the target service slowed down), or as configured again (null). */
+  | { type: "hold"; holdMs: [number, number] | null };
 
 export type WorkerMessage = { type: "ready" } | { type: "ack"; epoch: number };
 
@@ -49,8 +51,10 @@ export function isWorkerMessage(value: unknown): value is WorkerMessage {
 }
 
 export function isParentMessage(value: unknown): value is ParentMessage {
-  if (typeof value !== "object" || value === null || !("type" in value) || !("epoch" in value)) return false;
-  if (typeof value.epoch !== "number") return false;
+  if (typeof value !== "object" || value === null || !("type" in value)) return false;
+  if (value.type === "hold")
+    return "holdMs" in value && (value.holdMs === null || Array.isArray(value.holdMs));
+  if (!("epoch" in value) || typeof value.epoch !== "number") return false;
   return (
     value.type === "settled" ||
     (value.type === "limit" && "limit" in value && typeof value.limit === "number")

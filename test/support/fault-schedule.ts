@@ -40,7 +40,22 @@ export type Fault =
    * back (a pod started during the outage).
    */
   | { kind: "redis"; keepData: boolean; downMs: number; persistentAfter: boolean; replacement?: WorkerSpec }
-  | { kind: "limit"; limit: number };
+  | { kind: "limit"; limit: number }
+  /**
+   * The target service slows down: every hold lasts `holdMs` from now on; `settleMs` later (long
+   * holds have replaced the short ones) the slot's process is SIGKILLed while it holds, and
+   * `durationMs` after that holds go back to normal and `replacement` starts. With every permit
+   * held for long, nobody takes or refreshes a lease for seconds at a time: the holders key then
+   * lives only as long as the last process that touched it set (the mixed-TTL defect).
+   */
+  | {
+      kind: "slowdown";
+      holdMs: [number, number];
+      settleMs: number;
+      slot: number;
+      durationMs: number;
+      replacement: WorkerSpec;
+    };
 
 export interface ScheduleStep {
   pauseMs: number;
@@ -123,6 +138,7 @@ export function makeSchedule(seed: number, options: ScheduleOptions): Schedule {
   // Estimated elapsed time, to know when to stop drawing. The estimates include what the test waits
   // for (a victim to hold, a new process to start), so that the faults take about `chaosMs`.
   let elapsed = 0;
+  let slowdowns = 0;
   while (elapsed < options.chaosMs) {
     const pauseMs = Math.round(rng.between(500, 3_000));
     elapsed += pauseMs;
@@ -130,7 +146,22 @@ export function makeSchedule(seed: number, options: ScheduleOptions): Schedule {
     const redisDownMs =
       elapsed < options.redisFaultsUntil * options.chaosMs ? options.redisDownMs : undefined;
     let fault: Fault;
-    if (redisDownMs && roll < 0.6) {
+    if (!redisDownMs && slowdowns < 2 && roll < 0.25) {
+      slowdowns += 1;
+      const slot = rng.chance(0.7) ? SHORT_SLOT : rng.int(0, options.slots - 1);
+      // Long enough for the victim's leases to expire (and, today, the holders key with them).
+      const durationMs = Math.min(15_000, (ttls[slot] ?? minTtl) + 4_000);
+      const settleMs = Math.round(rng.between(3_000, 5_000));
+      fault = {
+        kind: "slowdown",
+        holdMs: [4_000, 20_000],
+        settleMs,
+        slot,
+        durationMs,
+        replacement: replacement(slot),
+      };
+      elapsed += settleMs + durationMs + 2_000;
+    } else if (redisDownMs && roll < 0.6) {
       // Data kept only if the server that is killed wrote it.
       const keepData = persistent && rng.chance(0.3);
       const downMs = Math.round(rng.between(redisDownMs[0], redisDownMs[1]));
@@ -194,6 +225,11 @@ export function describeSchedule(schedule: Schedule): string {
       );
     } else if (fault.kind === "limit") {
       lines.push(`${after} limit -> ${fault.limit}`);
+    } else if (fault.kind === "slowdown") {
+      lines.push(
+        `${after} tasks slow down (holds ${fault.holdMs.join("-")} ms), ${fault.settleMs} ms later kill` +
+          ` w${fault.slot}, ${fault.durationMs} ms later back to normal and start ${worker(fault.replacement)}`,
+      );
     } else {
       const replaced = fault.replacement
         ? `, replace w${fault.replacement.slot} by ${worker(fault.replacement)}`

@@ -46,7 +46,7 @@ interface Process_ {
   markGone: () => void;
 }
 
-const RECENT_EVENTS = 50;
+const RECENT_EVENTS = 40;
 const RECENT_FAULTS = 15;
 /** More than enough to see what went wrong; a defect can produce thousands. */
 const MAX_VIOLATIONS_KEPT = 50;
@@ -66,7 +66,8 @@ export class Witness {
   readonly #limits: number[];
   readonly #processes = new Map<string, Process_>();
   readonly #events: string[] = [];
-  readonly #faults: string[] = [];
+  readonly #faults: Array<{ at: number; line: string }> = [];
+  readonly #eventTimes: number[] = [];
   #count = 0;
   #waiting = 0;
   /** Permits killed processes may still hold in Redis, and until when (ms since start). */
@@ -134,10 +135,8 @@ export class Witness {
   /** Records a fault (kept for every violation's report). */
   fault(text: string): void {
     const line = `${this.#stamp()} ${text}`;
-    this.#faults.push(line);
-    this.#events.push(`${line}  <== fault`);
-    this.#sink?.(`${line}  <== fault`);
-    this.#trim();
+    this.#faults.push({ at: this.now(), line });
+    this.#push(`${line}  <== fault`);
   }
 
   /** A limit change starts propagating; `epoch` numbers it (the initial limit is epoch 0). */
@@ -158,11 +157,6 @@ export class Witness {
     const until = this.now() + ttlMs;
     this.#tied.push({ until, permits });
     this.#event(`${name}'s up to ${permits} lease(s) may stay until ${(until / 1000).toFixed(1)}s`);
-  }
-
-  /** When the last killed process's leases are gone at the latest (ms since start). */
-  get tiedUntil(): number {
-    return Math.max(0, ...this.#tied.map((entry) => entry.until));
   }
 
   /** Starts (or stops) checking liveness, allowing `slackMs` past the horizon. */
@@ -327,24 +321,33 @@ export class Witness {
       count: this.#count,
       limit,
       detail,
-      recent: [
-        "faults so far (last ones):",
-        ...this.#faults.slice(-RECENT_FAULTS),
-        "last events:",
-        ...this.#events.slice(-RECENT_EVENTS),
-      ],
+      recent: this.#recent(),
     });
   }
 
-  #event(text: string): void {
-    const line = `${this.#stamp()} ${text}`;
-    this.#events.push(line);
-    this.#sink?.(line);
-    this.#trim();
+  /** The faults before the last events, then the last events (faults among them marked). */
+  #recent(): string[] {
+    const since = this.#eventTimes[Math.max(0, this.#eventTimes.length - RECENT_EVENTS)] ?? 0;
+    const earlier = this.#faults.filter((fault) => fault.at < since).slice(-RECENT_FAULTS);
+    return [
+      ...(earlier.length > 0 ? ["earlier faults:", ...earlier.map((fault) => fault.line)] : []),
+      "last events:",
+      ...this.#events.slice(-RECENT_EVENTS),
+    ];
   }
 
-  #trim(): void {
-    if (this.#events.length > 4 * RECENT_EVENTS) this.#events.splice(0, this.#events.length - RECENT_EVENTS);
+  #event(text: string): void {
+    this.#push(`${this.#stamp()} ${text}`);
+  }
+
+  #push(line: string): void {
+    this.#events.push(line);
+    this.#eventTimes.push(this.now());
+    this.#sink?.(line);
+    if (this.#events.length > 4 * RECENT_EVENTS) {
+      this.#events.splice(0, this.#events.length - RECENT_EVENTS);
+      this.#eventTimes.splice(0, this.#eventTimes.length - RECENT_EVENTS);
+    }
     if (this.#faults.length > 4 * RECENT_FAULTS) this.#faults.splice(0, this.#faults.length - RECENT_FAULTS);
   }
 

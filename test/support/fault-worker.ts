@@ -90,9 +90,13 @@ const semaphore = new RedisSemaphore({
 
 /** The last limit change known to be settled everywhere (see fault-protocol.ts). */
 let settledEpoch = config.epoch;
+/** Hold durations while the test slows the tasks down, else the configured ones. */
+let holdMs = config.holdMs;
 process.on("message", (message: unknown) => {
   if (!isParentMessage(message)) return;
-  if (message.type === "limit") {
+  if (message.type === "hold") {
+    holdMs = message.holdMs ?? config.holdMs;
+  } else if (message.type === "limit") {
     semaphore.setLimit(message.limit);
     tell({ type: "ack", epoch: message.epoch });
   } else {
@@ -103,9 +107,11 @@ process.on("message", (message: unknown) => {
 // An event loop stalled for a large part of the TTL can cost a held lease by design (its refresh
 // comes too late): noted so that such a run can be told apart from a semaphore defect.
 let tickedAt = performance.now();
+const stallNoted = Math.min(1_000, config.ttlMs / 4);
 setInterval(() => {
   const now = performance.now();
-  if (now - tickedAt > 1_200) send(`note event loop stalled ${Math.round(now - tickedAt - 200)} ms`);
+  if (now - tickedAt > 200 + stallNoted)
+    send(`note event loop stalled ${Math.round(now - tickedAt - 200)} ms`);
   tickedAt = now;
 }, 200);
 
@@ -116,7 +122,7 @@ async function loop(index: number, rng: Prng): Promise<void> {
     const epoch = settledEpoch;
     const permit = await semaphore.acquire(never);
     send(`+ ${index} ${epoch}`);
-    await sleep(rng.logUniform(config.holdMs[0], config.holdMs[1]));
+    await sleep(rng.logUniform(holdMs[0], holdMs[1]));
     await stopHolding(index);
     await permit.release();
   }
