@@ -265,14 +265,14 @@ class FaultRun {
     return worker;
   }
 
-  async #kill(slot: number, why: string): Promise<void> {
+  async #kill(slot: number, why: string, waitForHoldMs = WAIT_FOR_HOLD_MS): Promise<void> {
     const worker = this.#workers.get(slot);
-    if (worker) await this.#killProcess(worker, why);
+    if (worker) await this.#killProcess(worker, why, waitForHoldMs);
   }
 
-  async #killProcess(worker: WorkerProcess, why: string): Promise<void> {
+  async #killProcess(worker: WorkerProcess, why: string, waitForHoldMs = WAIT_FOR_HOLD_MS): Promise<void> {
     const witness = this.#witness;
-    const deadline = performance.now() + WAIT_FOR_HOLD_MS;
+    const deadline = performance.now() + waitForHoldMs;
     while (witness.holdingOf(worker.name) === 0 && performance.now() < deadline) await sleep(20);
     const holding = witness.holdingOf(worker.name);
     worker.killed = true;
@@ -312,7 +312,8 @@ class FaultRun {
     witness.fault(`tasks slow down: holds of ${fault.holdMs.join("-")} ms`);
     for (const worker of this.#workers.values()) this.#send(worker, { type: "hold", holdMs: fault.holdMs });
     await sleep(fault.settleMs);
-    await this.#kill(fault.slot, "(tasks slow)");
+    // Holds are long now: the victim may wait longer for a permit.
+    await this.#kill(fault.slot, "(tasks slow)", 5 * WAIT_FOR_HOLD_MS);
     await sleep(fault.durationMs);
     for (const worker of this.#workers.values()) this.#send(worker, { type: "hold", holdMs: null });
     witness.fault("tasks back to normal");

@@ -140,7 +140,7 @@ export function makeSchedule(seed: number, options: ScheduleOptions): Schedule {
   let elapsed = 0;
   let slowdowns = 0;
   while (elapsed < options.chaosMs) {
-    const pauseMs = Math.round(rng.between(500, 3_000));
+    let pauseMs = Math.round(rng.between(500, 3_000));
     elapsed += pauseMs;
     const roll = rng.next();
     const redisDownMs =
@@ -148,6 +148,12 @@ export function makeSchedule(seed: number, options: ScheduleOptions): Schedule {
     let fault: Fault;
     if (!redisDownMs && slowdowns < 2 && roll < 0.25) {
       slowdowns += 1;
+      // Few permits: the fewer holders, the likelier none of them refreshes within the victim's TTL.
+      if (limit > 2 && rng.chance(0.7)) {
+        limit = 2;
+        schedule.steps.push({ pauseMs, fault: { kind: "limit", limit } });
+        pauseMs = 0;
+      }
       const slot = rng.chance(0.7) ? SHORT_SLOT : rng.int(0, options.slots - 1);
       // Long enough for the victim's leases to expire (and, today, the holders key with them).
       const durationMs = Math.min(15_000, (ttls[slot] ?? minTtl) + 4_000);
