@@ -43,7 +43,8 @@ export type Fault =
   | { kind: "limit"; limit: number }
   /**
    * The target service slows down: every hold lasts `holdMs` from now on; `settleMs` later (long
-   * holds have replaced the short ones) the slot's process is SIGKILLed while it holds, and
+   * holds have replaced the short ones) the slot's process is SIGKILLed while it holds and every
+   * permit is taken (so that no grant follows soon), and
    * `durationMs` after that holds go back to normal and `replacement` starts. With every permit
    * held for long, nobody takes or refreshes a lease for seconds at a time: the holders key then
    * lives only as long as the last process that touched it set (the mixed-TTL defect).
@@ -116,7 +117,8 @@ export function makeSchedule(seed: number, options: ScheduleOptions): Schedule {
     const previous = ttls[slot];
     const ttlMs = draw.keepTtl && previous !== undefined ? previous : Math.round(rng.logUniform(low, high));
     ttls[slot] = ttlMs;
-    const loops = draw.loops ?? [1, 4];
+    // The long-TTL slot holds most permits when they are few (a slowdown), with its rare refreshes.
+    const loops = draw.loops ?? (slot === LONG_SLOT ? [3, 4] : [1, 4]);
     return {
       slot,
       incarnation,
@@ -157,7 +159,8 @@ export function makeSchedule(seed: number, options: ScheduleOptions): Schedule {
       const slot = rng.chance(0.7) ? SHORT_SLOT : rng.int(0, options.slots - 1);
       // Long enough for the victim's leases to expire (and, today, the holders key with them).
       const durationMs = Math.min(15_000, (ttls[slot] ?? minTtl) + 4_000);
-      const settleMs = Math.round(rng.between(3_000, 5_000));
+      // Most holds that started before the slowdown have ended by then.
+      const settleMs = Math.round(rng.between(8_000, 10_000));
       fault = {
         kind: "slowdown",
         holdMs: [4_000, 20_000],
