@@ -92,10 +92,13 @@ const THINK_PATTERNS: Array<[number, number]> = [
 ];
 
 /**
- * Slot 0 always runs with a TTL near the shortest and slot 1 with one near the longest, both with
- * long holds: the mixed-TTL defect shows when the short-TTL process was the last to touch the
- * holders key and then stops (killed, or done) while long-TTL processes hold long tasks. Slot 0 is
- * also the quiet phase's victim: its short TTL keeps that phase short.
+ * TTLs are bimodal, as in a fleet where most pods run with a long TTL and a few (a canary, a
+ * rollout of a new SFN_REDIS_LEASE_TTL) with a short one: each process's TTL is near the shortest
+ * or in the upper half of the range. Slot 0 is always short and slot 1 always long, both with long
+ * holds. The mixed-TTL defect shows when a short-TTL process was the last to touch the holders key
+ * and then stops (killed, or done) while the holders left refresh less often than that TTL (a
+ * process refreshes every TTL/3) and nobody is granted a permit: medium TTLs, refreshing often,
+ * would hide it. Slot 0 is also the quiet phase's victim: its short TTL keeps that phase short.
  */
 const SHORT_SLOT = 0;
 const LONG_SLOT = 1;
@@ -108,12 +111,10 @@ export function makeSchedule(seed: number, options: ScheduleOptions): Schedule {
   const worker = (slot: number, draw: { keepTtl?: boolean; loops?: [number, number] } = {}): WorkerSpec => {
     const incarnation = incarnations.get(slot) ?? 0;
     incarnations.set(slot, incarnation + 1);
-    const [low, high] =
-      slot === SHORT_SLOT
-        ? [minTtl, Math.min(maxTtl, minTtl * 1.5)]
-        : slot === LONG_SLOT
-          ? [Math.max(minTtl, maxTtl / 2), maxTtl]
-          : [minTtl, maxTtl];
+    const short = slot === SHORT_SLOT || (slot !== LONG_SLOT && rng.chance(0.3));
+    const [low, high] = short
+      ? [minTtl, Math.min(maxTtl, minTtl * 1.5)]
+      : [Math.max(minTtl, maxTtl / 2), maxTtl];
     const previous = ttls[slot];
     const ttlMs = draw.keepTtl && previous !== undefined ? previous : Math.round(rng.logUniform(low, high));
     ttls[slot] = ttlMs;
@@ -156,7 +157,7 @@ export function makeSchedule(seed: number, options: ScheduleOptions): Schedule {
         schedule.steps.push({ pauseMs, fault: { kind: "limit", limit } });
         pauseMs = 0;
       }
-      const slot = rng.chance(0.7) ? SHORT_SLOT : rng.int(0, options.slots - 1);
+      const slot = SHORT_SLOT;
       // Long enough for the victim's leases to expire (and, today, the holders key with them).
       const durationMs = Math.min(15_000, (ttls[slot] ?? minTtl) + 4_000);
       // Most holds that started before the slowdown have ended by then.
