@@ -317,17 +317,19 @@ class FaultRun {
     witness.fault(`tasks slow down: holds of ${fault.holdMs.join("-")} ms`);
     for (const worker of this.#workers.values()) this.#send(worker, { type: "hold", holdMs: fault.holdMs });
     await sleep(fault.settleMs);
-    // Holds are long now: the victim may wait longer for a permit. Every permit taken, no grant
-    // follows its death until a long hold ends.
-    const deadline = performance.now() + 5 * WAIT_FOR_HOLD_MS;
+    // The moment a crash of the victim is most telling (holds are long now, so waiting for it may
+    // take a while): it holds, every permit is taken by a live process (no grant follows its death
+    // until a long hold ends), and every other holder refreshes less often than the victim's TTL.
     const victim = this.#workers.get(fault.slot);
-    while (
-      victim &&
-      (witness.holdingOf(victim.name) === 0 || witness.count < witness.limit) &&
-      performance.now() < deadline
-    ) {
-      await sleep(20);
-    }
+    const telling = (): boolean => {
+      if (!victim || witness.holdingOf(victim.name) === 0 || witness.count < witness.limit) return false;
+      return [...this.#workers.values()].every(
+        (other) =>
+          other === victim || witness.holdingOf(other.name) === 0 || other.spec.ttlMs / 3 > victim.spec.ttlMs,
+      );
+    };
+    const deadline = performance.now() + 5 * WAIT_FOR_HOLD_MS;
+    while (!telling() && performance.now() < deadline) await sleep(20);
     await this.#kill(fault.slot, "(tasks slow)", 0);
     await sleep(fault.durationMs);
     for (const worker of this.#workers.values()) this.#send(worker, { type: "hold", holdMs: null });
