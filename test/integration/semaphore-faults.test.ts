@@ -318,15 +318,16 @@ class FaultRun {
     for (const worker of this.#workers.values()) this.#send(worker, { type: "hold", holdMs: fault.holdMs });
     await sleep(fault.settleMs);
     // The moment a crash of the victim is most telling (holds are long now, so waiting for it may
-    // take a while): it holds, every permit is taken by a live process (no grant follows its death
-    // until a long hold ends), and every other holder refreshes less often than the victim's TTL.
+    // take a while): it holds beside another live process, every permit is taken (no grant follows
+    // its death until a long hold ends), and every other holder refreshes less often than the
+    // victim's TTL.
     const victim = this.#workers.get(fault.slot);
     const telling = (): boolean => {
-      if (!victim || witness.holdingOf(victim.name) === 0 || witness.count < witness.limit) return false;
-      return [...this.#workers.values()].every(
-        (other) =>
-          other === victim || witness.holdingOf(other.name) === 0 || other.spec.ttlMs / 3 > victim.spec.ttlMs,
+      if (!victim || witness.holdingOf(victim.name) === 0 || witness.count < witness.available) return false;
+      const others = [...this.#workers.values()].filter(
+        (other) => other !== victim && witness.holdingOf(other.name) > 0,
       );
+      return others.length > 0 && others.every((other) => other.spec.ttlMs / 3 > victim.spec.ttlMs);
     };
     const deadline = performance.now() + 5 * WAIT_FOR_HOLD_MS;
     while (!telling() && performance.now() < deadline) await sleep(20);

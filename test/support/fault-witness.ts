@@ -282,8 +282,7 @@ export class Witness {
 
   #checkUnderuse(): void {
     const now = this.now();
-    let tied = 0;
-    for (const entry of this.#tied) if (entry.until > now) tied += entry.permits;
+    const tied = this.#tiedNow();
     const available = this.limit - tied;
     const underused = this.#count < available && this.#waiting > 0;
     if (!underused) {
@@ -309,6 +308,19 @@ export class Witness {
           ` (faults excuse it until ${(this.#horizon / 1000).toFixed(1)}s, plus ${this.#slackMs} ms)`,
       );
     }
+  }
+
+  /** Permits that killed processes may still hold in Redis now (an upper bound). */
+  #tiedNow(): number {
+    const now = this.now();
+    let tied = 0;
+    for (const entry of this.#tied) if (entry.until > now) tied += entry.permits;
+    return tied;
+  }
+
+  /** The limit less what killed processes may still hold: at most what live processes can get. */
+  get available(): number {
+    return this.limit - this.#tiedNow();
   }
 
   #violation(kind: Violation["kind"], detail: string, limit = this.limit): void {
