@@ -152,8 +152,8 @@ export function makeSchedule(seed: number, options: ScheduleOptions): Schedule {
     if (!redisDownMs && slowdowns < 2 && roll < 0.25) {
       slowdowns += 1;
       // Few permits: the fewer holders, the likelier none of them refreshes within the victim's TTL.
-      if (limit > 2 && rng.chance(0.7)) {
-        limit = 2;
+      if (limit > 3 && rng.chance(0.7)) {
+        limit = 3;
         schedule.steps.push({ pauseMs, fault: { kind: "limit", limit } });
         pauseMs = 0;
       }
@@ -191,7 +191,11 @@ export function makeSchedule(seed: number, options: ScheduleOptions): Schedule {
       persistent = persistentAfter;
       elapsed += downMs + 4_000;
     } else if (roll < 0.8) {
-      const slot = rng.int(0, options.slots - 1);
+      // Mostly short-TTL processes: their crash is what can take the holders key with it, and a
+      // long-TTL one's leases keep permits taken for up to a minute (few would be left to use).
+      const shortSlots = ttls.flatMap((ttl, index) => (ttl <= 1.5 * minTtl ? [index] : []));
+      const slot =
+        shortSlots.length > 0 && rng.chance(0.75) ? rng.pick(shortSlots) : rng.int(0, options.slots - 1);
       const restartAfterMs = Math.round(rng.between(0, 2_000));
       fault = { kind: "kill", slot, restartAfterMs, replacement: replacement(slot) };
       elapsed += restartAfterMs + 1_500;
