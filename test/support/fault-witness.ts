@@ -3,6 +3,9 @@
  * processes tell it over TCP when a loop waits, holds and stops holding (fault-protocol.ts); it
  * counts what is in flight from that alone, never from Redis or the semaphore's bookkeeping. A
  * killed process's connection closes and its holdings end here, as a crashed pod's tasks end.
+ * A loop reports a hold after its permit was granted and stops holding here before it releases
+ * (the witness acknowledges first), so each counted hold lies within a permit's life: with a correct
+ * semaphore the count can be late, never too high.
  *
  * Safety, checked at every new hold: the count must stay within the limit. Limit changes are
  * numbered (epochs); a hold carries the last change its process knew to be settled (acknowledged by
@@ -33,7 +36,7 @@ export interface Violation {
   count: number;
   limit: number;
   detail: string;
-  /** The faults so far and the last events before it, one per line. */
+  /** The last events before it, after the faults older than those, one per line. */
   recent: string[];
 }
 
