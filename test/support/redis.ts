@@ -56,12 +56,16 @@ export class RedisServer {
   }
 
   /**
-   * (Re)starts redis-server on the same port and directory; without `persistence`, none, as a
-   * cache-style Redis would run.
+   * (Re)starts redis-server on the same port and directory. Without persistence (the server's
+   * `persistence` option, or `persistent` for this start), none, as a cache-style Redis would run: a
+   * restart loses everything. With it, an append-only file fsynced before every reply
+   * (`--appendfsync always`) in the server's own directory: what a client was told is written
+   * survives a SIGKILL, and the next persistent start loads it.
    */
-  async startProcess(): Promise<void> {
+  async startProcess(options: { persistent?: boolean } = {}): Promise<void> {
+    const persistent = options.persistent ?? this.#options.persistence ?? false;
     const args = ["--port", String(this.#port), "--bind", "127.0.0.1", "--save", ""];
-    if (this.#options.persistence) args.push("--appendonly", "yes", "--appendfsync", "always");
+    if (persistent) args.push("--appendonly", "yes", "--appendfsync", "always");
     else args.push("--appendonly", "no");
     args.push("--dir", this.#dir, "--protected-mode", "no", ...(this.#options.args ?? []));
     const child = spawn("redis-server", args, { stdio: ["ignore", "pipe", "pipe"] });
@@ -81,11 +85,30 @@ export class RedisServer {
   /** Stops the server process (SIGKILL by default: a crash, nothing flushed). */
   async stopProcess(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
     const child = this.#process;
-    if (!child || child.exitCode !== null) return;
-    const exited = once(child, "exit");
-    child.kill(signal);
-    await exited;
+    if (!child) return;
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, "exit");
+      child.kill(signal);
+      await exited;
+    }
     this.#process = undefined;
+  }
+
+  /**
+   * Deletes what a persistent server wrote (call it while the process is stopped): the next start
+   * then begins empty, as a Redis whose disk was lost would, and never loads a stale file from an
+   * earlier persistent run.
+   */
+  wipeData(): void {
+    if (this.#process) throw new Error("wipeData: stop the server first");
+    for (const entry of fs.readdirSync(this.#dir)) {
+      fs.rmSync(path.join(this.#dir, entry), { recursive: true, force: true });
+    }
+  }
+
+  /** The server's process id while it runs (to kill it from an exit handler, synchronously). */
+  get pid(): number | undefined {
+    return this.#process?.pid;
   }
 
   async waitUntilUp(timeoutMs = 10_000): Promise<void> {
