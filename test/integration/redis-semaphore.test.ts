@@ -761,6 +761,39 @@ describe("RedisSemaphore (real redis-server)", function () {
     expect(tasks.peak, "tasks running at once").to.equal(3);
   });
 
+  it("re-registers every running lease in a data-loss window, even while a lowered limit drains", async function () {
+    if (!redis.restartable) this.skip();
+    const tasks = taskCounter();
+    const a = await process_({ limit: 3 });
+    const aPermits = [await tasks.take(a, never), await tasks.take(a, never), await tasks.take(a, never)];
+    a.setLimit(1); // A's three tasks drain: nobody may start until they are under one
+    await redis.stopProcess(); // SIGKILL, no persistence: every lease and the epoch are gone
+    await until(() => !a.health().ready, 5000, "A to notice Redis is down");
+    await redis.startProcess();
+    const b = await process_({ limit: 1, recheckMs: 200 });
+    const giveUp = new AbortController();
+    const fromB = tasks.take(b, giveUp.signal);
+    await until(
+      async () => (await holders()) === 3,
+      5000,
+      "all three of A's running tasks to be counted again",
+    );
+    expect(a.health().ready, "A lost no lease").to.equal(true);
+    // Past the window: A's tasks still run, so B may start only once all three are done.
+    const { until: end } = await epochAndNow();
+    await until(async () => (await epochAndNow()).now > end + 500, MIN_LEASE_TTL_MS + 5000, "the window");
+    for (const permit of aPermits.slice(0, 2)) {
+      await tasks.give(permit);
+      await sleep(500); // B re-checks every 200 ms
+      expect(b.held(), "B's permits while A's tasks drain above the limit").to.equal(0);
+    }
+    await tasks.give(aPermits[2]);
+    await until(() => b.held() === 1, 5000, "B to take the permit once A's last task ended");
+    giveUp.abort();
+    await tasks.give(await fromB);
+    expect(tasks.peak, "tasks running at once").to.equal(3); // A's three, never B's beside them
+  });
+
   it("extends the data-loss window to the longest lease TTL a holder re-registers with, for its peers", async function () {
     if (!redis.restartable) this.skip();
     const tasks = taskCounter();

@@ -633,9 +633,15 @@ export class RedisSemaphore implements Semaphore {
         this.#publisherId,
         this.keys.released,
         ...leases.map((lease) => lease.id),
-      ])) as [number, number, ...string[]];
-      const [othersWaiting, reacquiredCount, ...rest] = result;
+      ])) as [number, number, number, ...string[]];
+      const [othersWaiting, over, reacquiredCount, ...rest] = result;
       this.#othersWaiting = othersWaiting > 0;
+      // More leases than the limit (re-registered in a data-loss window while a lowered limit
+      // drained): like a lowered limit, no local hand-over until a grant shows the count under it.
+      if (over > 0) {
+        this.#limitGeneration += 1;
+        this.#limitConfirmed = false;
+      }
       const reacquired = rest.slice(0, reacquiredCount);
       const lostIds = rest.slice(reacquiredCount);
       // A lease released while this refresh was on its way was re-taken by it: give it back.

@@ -266,21 +266,25 @@ return {granted, wait, 0}
 /**
  * Extends the leases of process ARGV[3] with the given ids (ARGV[5..]; ARGV[4] is the channel). A
  * lease that is gone (it expired while this holder could not reach Redis, or Redis lost its data in
- * a restart) is taken again when the limit leaves room, so a task still running is counted again;
- * otherwise it is reported lost. That is how running tasks are counted again during a data-loss
- * window (see the file's comment), which this call also opens or extends. Returns {othersWaiting,
- * n, reacquiredId x n, lostId...}: the caller gives back a re-taken lease whose permit was released
- * meanwhile.
+ * a restart) is taken again, so a task still running is counted again: during a data-loss window
+ * (see the file's comment), which this call also opens or extends, always, even above the limit
+ * (the tasks run whatever Redis counts, e.g. holders still draining a lowered limit when the data
+ * went; counting them only holds new grants back); outside one, when the limit leaves room, and
+ * otherwise it is reported lost. Returns {othersWaiting, over, n, reacquiredId x n, lostId...}:
+ * `over` is 1 when the count is above the limit afterwards (the caller then hands permits over only
+ * through Redis until a grant shows the count under it), and the caller gives back a re-taken lease
+ * whose permit was released meanwhile.
  */
 export const REFRESH = `${PRELUDE}
 ${windowOn("ARGV[4]")}
 ${EXPIRE_HOLDERS}
+local open = now < windowEnd
 local lost = {}
 local reacquired = {}
 for i = 5, #ARGV do
   if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
     redis.call('ZADD', KEYS[1], 'XX', now + ttl, ARGV[i])
-  elseif redis.call('ZCARD', KEYS[1]) < limit then
+  elseif open or redis.call('ZCARD', KEYS[1]) < limit then
     redis.call('ZADD', KEYS[1], now + ttl, ARGV[i])
     table.insert(reacquired, ARGV[i])
   else
@@ -290,7 +294,9 @@ end
 expireHolders()
 ${PRUNE_WAITING}
 ${countOthers("ARGV[3]")}
-local result = {others, #reacquired}
+local over = 0
+if redis.call('ZCARD', KEYS[1]) > limit then over = 1 end
+local result = {others, over, #reacquired}
 for _, id in ipairs(reacquired) do table.insert(result, id) end
 for _, id in ipairs(lost) do table.insert(result, id) end
 return result
