@@ -20,23 +20,9 @@ import { awsEnvFor, CliProcess, writeTempFile } from "../support/cli.ts";
 import { serverRunId } from "../support/redis.ts";
 import { RedisClusterServer } from "../support/redis-cluster.ts";
 import { TestTarget } from "../support/target-server.ts";
+import { sleep, until } from "../support/waiting.ts";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const arnOf = (name: string) => `arn:aws:states:us-east-1:123456789012:activity:${name}`;
-
-async function until(
-  condition: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-  what: string,
-): Promise<number> {
-  const started = performance.now();
-  while (!(await condition())) {
-    if (performance.now() - started > timeoutMs)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-  return performance.now() - started;
-}
 
 /** A promise's outcome, observable without awaiting it. */
 function pending<T>(promise: Promise<T>): Promise<T> & { settled: boolean } {

@@ -15,23 +15,9 @@ import { RedisSemaphore } from "../../src/semaphore/redis/redis-semaphore.ts";
 import { ACQUIRE, REFRESH, RELEASE, TRANSFER } from "../../src/semaphore/redis/scripts.ts";
 import type { Permit } from "../../src/semaphore/semaphore.ts";
 import { RedisServer, serverRunId } from "../support/redis.ts";
+import { sleep, until } from "../support/waiting.ts";
 
 const ARN = "arn:aws:states:us-east-1:123456789012:activity:semaphore-test";
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(
-  condition: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-  what: string,
-): Promise<number> {
-  const started = performance.now();
-  while (!(await condition())) {
-    if (performance.now() - started > timeoutMs)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(10);
-  }
-  return performance.now() - started;
-}
 
 /** Script calls Redis has served so far (EVALSHA and EVAL). */
 async function scriptCalls(client: ReturnType<RedisServer["client"]>): Promise<number> {
