@@ -52,6 +52,54 @@ export function vmBytes(pid: number | undefined, field: "VmHWM" | "VmRSS"): numb
   }
 }
 
+/**
+ * Resident memory of a process from /proc/<pid>/status, in bytes: all of it (VmRSS, as `ps` and
+ * Kubernetes' container metrics show it), its anonymous part (heap, stacks, malloc: what each
+ * additional process adds) and its file-backed part (mostly the node binary's pages that ran: page
+ * cache, shared by every process of the same binary, and in Kubernetes by every pod of the same
+ * image on a node), and the peak (VmHWM).
+ */
+export interface ProcessMemory {
+  rss: number;
+  rssAnon: number;
+  rssFile: number;
+  peakRss: number;
+}
+
+export function processMemory(pid: number | "self" | undefined): ProcessMemory | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+    const field = (name: string): number => {
+      const match = new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status);
+      return match ? Number(match[1]) * 1024 : Number.NaN;
+    };
+    return {
+      rss: field("VmRSS"),
+      rssAnon: field("RssAnon"),
+      rssFile: field("RssFile"),
+      peakRss: field("VmHWM"),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** This process's memory as Linux and V8 see it (the import-cost probe reports this). */
+export interface MemorySnapshot extends ProcessMemory {
+  heapUsed: number;
+  heapTotal: number;
+  /** Memory of JS objects held outside the V8 heap (Buffers, external strings). */
+  external: number;
+}
+
+export function memorySnapshot(): MemorySnapshot {
+  const usage = process.memoryUsage();
+  const own = processMemory("self");
+  if (!own) throw new Error("/proc/self/status is not readable (not Linux?)");
+  return { ...own, heapUsed: usage.heapUsed, heapTotal: usage.heapTotal, external: usage.external };
+}
+
 /** What the report says about the machine. */
 export interface MachineInfo {
   cpus: number;

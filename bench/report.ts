@@ -12,6 +12,15 @@ import {
   permutations,
 } from "./dispatch.ts";
 import type { MachineInfo } from "./proc.ts";
+import {
+  type MemoryReport,
+  memoryProblems,
+  memorySummaryLines,
+  memorySummaryRows,
+  type PeerReport,
+  renderMemory,
+  renderPeer,
+} from "./report-memory.ts";
 import { type Implementation, LIBRARY_OPTIONS, type SemaphoreResult } from "./semaphore.ts";
 
 export interface BenchReport {
@@ -55,6 +64,8 @@ export interface BenchReport {
         run: DispatchRun;
       }
     | undefined;
+  memory: MemoryReport | undefined;
+  peer: PeerReport | undefined;
 }
 
 /** Targets of the issue. */
@@ -194,6 +205,7 @@ export function checkProblems(report: BenchReport): string[] {
     if (!(r.tasksPerSecond > 0)) problems.push(`dispatch ${r.variant} cycle ${r.cycle}: no throughput`);
   }
   for (const problem of report.dispatch?.run.problems ?? []) problems.push(`dispatch: ${problem}`);
+  problems.push(...memoryProblems(report.memory, report.peer));
   return problems;
 }
 
@@ -227,6 +239,7 @@ export function summaryLines(report: BenchReport): string[] {
       `dispatch ${v.variant}: ${int(v.median)} tasks/s (${v.ratio.toFixed(2)} of bare), peak RSS ${mib(v.peakRssBytes)}`,
     );
   }
+  lines.push(...memorySummaryLines(report.memory, report.peer));
   return lines;
 }
 
@@ -304,10 +317,13 @@ export function renderReport(report: BenchReport): string {
   for (const v of dv) {
     push(`| peak RSS, ${VARIANT_NAMES[v.variant]} | ${mib(v.peakRssBytes)} | | (reported) | |`);
   }
+  push(...memorySummaryRows(report.memory, report.peer));
   push("");
 
   if (report.semaphore) renderSemaphore(report, push);
   if (report.dispatch) renderDispatch(report, push);
+  if (report.memory) renderMemory(report.memory, push);
+  if (report.peer) renderPeer(report.peer, push, report.quick);
   return `${out.join("\n")}\n`;
 }
 
