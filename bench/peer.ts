@@ -101,7 +101,7 @@ interface Contestant {
 }
 
 /** Least rate a batch is sized for, per delay: a batch too small makes the slice invalid. */
-const MIN_RATE = (delayMs: number): number => (delayMs === 0 ? 500 : 200);
+const MIN_RATE = (delayMs: number): number => (delayMs === 0 ? 1_000 : 500);
 const HEADROOM = 1.3;
 
 export async function runPeerBench(
@@ -153,8 +153,10 @@ export async function runPeerBench(
       return slice;
     };
 
-    for (const c of contestants)
-      for (const delayMs of plan.delaysMs) await turn(c, delayMs, 0, 0, plan.warmupMs);
+    if (plan.warmupMs > 0) {
+      for (const c of contestants)
+        for (const delayMs of plan.delaysMs) await turn(c, delayMs, 0, 0, plan.warmupMs);
+    }
     const slices: PeerSlice[] = [];
     for (let cycle = 1; cycle <= plan.cycles; cycle++) {
       // Rotate the order every cycle, so that no variant always follows the same one.

@@ -93,7 +93,7 @@ const PEER: PeerPlan = {
     ? ["sfn-operator", "peer", "bare"]
     : ["sfn-operator", "sfn-operator-v8-defaults", "sfn-operator-semi1", "peer", "bare"],
   delaysMs: [0, 20],
-  warmupMs: quick ? 300 : 8_000,
+  warmupMs: quick ? 0 : 8_000,
   cycles: quick ? 1 : 8,
   settleMs: quick ? 200 : 500,
   sliceMs: quick ? 500 : 2_000,
