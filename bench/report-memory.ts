@@ -193,7 +193,7 @@ export function memoryProblems(memory: MemoryReport | undefined, peer: PeerRepor
 function importRow(c: ImportCost, base: ImportCost | undefined): string {
   const delta = (value: number, baseValue: number | undefined): string =>
     baseValue === undefined || c === base ? "" : ` (+${((value - baseValue) / 2 ** 20).toFixed(1)})`;
-  return `| ${c.label} | ${mib(c.loaded.rss)}${delta(c.loaded.rss, base?.loaded.rss)} | ${mib(c.loaded.rssAnon)} | ${mib(c.loaded.rssFile)} | ${mib(c.loaded.heapTotal)} | ${mib(c.collected.heapUsed)}${delta(c.collected.heapUsed, base?.collected.heapUsed)} | ${mib(c.collected.rss)} |`;
+  return `| ${c.label} | ${mib(c.loaded.rss)}${delta(c.loaded.rss, base?.loaded.rss)} | ${mib(c.loaded.rssAnon)} | ${mib(c.loaded.rssFile)} | ${mib(c.loaded.heapTotal)} | ${mib(c.loaded.heapUsed)} | ${mib(c.collected.heapUsed)}${delta(c.collected.heapUsed, base?.collected.heapUsed)} | ${mib(c.collected.rss)} |`;
 }
 
 export function renderMemory(memory: MemoryReport, push: (...lines: string[]) => void): void {
@@ -207,7 +207,7 @@ export function renderMemory(memory: MemoryReport, push: (...lines: string[]) =>
     "",
     `### Import costs`,
     "",
-    `Each row is a fresh \`node --expose-gc dist/bench/memory-probe.js <modules>\` that imports the modules, waits 200 ms and reads its memory (*as loaded*), then runs a full GC and reads again (*after GC*); the median of ${settings.importRepeats} process(es) per row, field by field. The figure in parentheses is the increase over the bare process of the same table. *heap committed* is V8's heapTotal: the young generation's semi-spaces are part of it, and V8 grows them while the modules load.`,
+    `Each row is a fresh \`node --expose-gc dist/bench/memory-probe.js <modules>\` that imports the modules, waits 200 ms and reads its memory (*as loaded*), then runs a full GC and reads again (*after GC*); the median of ${settings.importRepeats} process(es) per row, field by field. The figure in parentheses is the increase over the bare process of the same table. *heap committed* is V8's heapTotal: the young generation's semi-spaces are part of it, and V8 grows them while the modules load. *Heap used* against *heap used after GC* is the garbage that loading left; *RSS after GC* against *RSS as loaded* says whether collecting it (an idle-time GC after start-up) would give memory back.`,
     "",
   );
   for (const optimizeForSize of [false, true]) {
@@ -219,8 +219,8 @@ export function renderMemory(memory: MemoryReport, push: (...lines: string[]) =>
         ? "With `--optimize-for-size` applied first, as bin/sfn-operator.js does (`SFN_OPTIMIZE_FOR_SIZE=true` for the probe):"
         : "With V8's defaults:",
       "",
-      "| imported | RSS as loaded | anonymous | file | heap committed | heap used after GC | RSS after GC |",
-      "|---|---|---|---|---|---|---|",
+      "| imported | RSS as loaded | anonymous | file | heap committed | heap used | heap used after GC | RSS after GC |",
+      "|---|---|---|---|---|---|---|---|",
       ...rows.map((c) => importRow(c, base)),
       "",
     );
@@ -238,7 +238,11 @@ export function renderMemory(memory: MemoryReport, push: (...lines: string[]) =>
       `| ${r.variant.name} | ${r.variant.how} | ${mib(r.atReady.rss)} | ${mib(r.settled.rss)} | ${mib(r.settled.rssAnon)} | ${mib(r.settled.rssFile)} | ${r.settledAfterS.toFixed(0)} s |`,
     );
   }
-  push("", "Commands (AWS_* as in the dispatch section):", "");
+  push(
+    "",
+    `Commands (AWS_* as in the dispatch section; the pollers also have SFN_ACTIVITY_NAME=idle-<n>, SFN_TARGET_URL=<the benchmark's target>, SFN_TARGET_PATH=/task, SFN_MAX_CONCURRENCY=${run.idleLoops}, SFN_CONCURRENCY_PER_POLLER=${run.idleLoops}, SFN_REDIS_URL=<the benchmark's Redis>, SFN_METRICS_PORT=0, SFN_LOG_FORMAT=json):`,
+    "",
+  );
   for (const r of run.idle) push(`- ${r.variant.name}: \`${r.command}\``);
   push("");
 }
