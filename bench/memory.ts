@@ -114,6 +114,13 @@ export const IDLE_VARIANTS: IdleVariant[] = [
     env: { NODE_OPTIONS: "--max-semi-space-size=1" },
   },
   {
+    name: "V8 defaults + semi-space 2 MB",
+    how: "`SFN_OPTIMIZE_FOR_SIZE=false NODE_OPTIONS=--max-semi-space-size=2`: the young generation capped, nothing else",
+    kind: "poller",
+    nodeArgs: [],
+    env: { SFN_OPTIMIZE_FOR_SIZE: "false", NODE_OPTIONS: "--max-semi-space-size=2" },
+  },
+  {
     name: "as shipped + --max-opt=2",
     how: "`node --max-opt=2 bin/sfn-operator.js`: Maglev but no TurboFan (not allowed in NODE_OPTIONS)",
     kind: "poller",

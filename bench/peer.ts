@@ -22,14 +22,15 @@ import { BENCH_DIST, BIN, Child, cpuMs, type ProcessMemory, processMemory } from
 export type PeerVariant =
   | "sfn-operator"
   | "sfn-operator-v8-defaults"
-  | "sfn-operator-semi1"
+  | "sfn-operator-semi2"
   | "peer"
   | "bare";
 
 export const PEER_VARIANT_NAMES: Record<PeerVariant, string> = {
   "sfn-operator": "`sfn-operator local`, as shipped",
   "sfn-operator-v8-defaults": "`sfn-operator local`, V8 defaults (`SFN_OPTIMIZE_FOR_SIZE=false`)",
-  "sfn-operator-semi1": "`sfn-operator local` + `NODE_OPTIONS=--max-semi-space-size=1`",
+  "sfn-operator-semi2":
+    "`sfn-operator local`, V8 defaults + `NODE_OPTIONS=--max-semi-space-size=2` (`SFN_OPTIMIZE_FOR_SIZE=false`)",
   peer: "step-function-worker 2.1.0",
   bare: "bare v3 SDK loop",
 };
@@ -42,6 +43,11 @@ export interface PeerPlan {
   cycles: number;
   settleMs: number;
   sliceMs: number;
+  /**
+   * Whether a slice whose batch ran out before its end fails the run (the full run); the quick run,
+   * without a warm-up to size its batches, only checks the machinery.
+   */
+  strictSlices: boolean;
   /** After start, before any task: how long to wait before reading idle memory. */
   idleSettleMs: number;
   resilience: {
@@ -50,6 +56,10 @@ export interface PeerPlan {
     /** How long each may take to have all its loops polling again. */
     recoveryTimeoutMs: number;
     batch: number;
+    /** How long the batch after the faults is given. */
+    batchTimeoutMs: number;
+    /** Whose SIGTERM-to-exit is timed (the quick run skips the peer's, which takes many polls). */
+    shutdownVariants: PeerVariant[];
   };
 }
 
@@ -63,6 +73,19 @@ export interface PeerSlice {
   rss: number;
   peakRss: number;
   backlogAtEnd: number;
+  /** sfn-operator's own heap figures at the end of the slice (from its /metrics); not for the others. */
+  heap: HeapFigures | undefined;
+}
+
+/** V8's heap as prom-client's default metrics report it, in bytes. */
+export interface HeapFigures {
+  /** Committed size of the young generation (its semi-spaces) and of the old generation. */
+  newSpace: number;
+  oldSpace: number;
+  total: number;
+  used: number;
+  /** Memory held by JS objects outside the heap (Buffers). */
+  external: number;
 }
 
 export interface ResilienceResult {
@@ -98,11 +121,13 @@ interface Contestant {
   activityName: string;
   activityArn: string;
   bestRate: Map<number, number>;
+  /** Where sfn-operator serves /metrics (undefined for the others). */
+  metricsUrl: string | undefined;
 }
 
 /** Least rate a batch is sized for, per delay: a batch too small makes the slice invalid. */
 const MIN_RATE = (delayMs: number): number => (delayMs === 0 ? 1_000 : 500);
-const HEADROOM = 1.3;
+const HEADROOM = 1.5;
 
 export async function runPeerBench(
   setup: { emulatorUrl: string; targetUrl: string; workDir: string; say: (line: string) => void },
@@ -139,6 +164,7 @@ export async function runPeerBench(
       await drain(side, c);
       const tasks = last.closed - first.closed;
       const memory = processMemory(c.child.pid);
+      const heap = c.metricsUrl ? await heapFigures(c.metricsUrl) : undefined;
       const slice: PeerSlice = {
         variant: c.variant,
         delayMs,
@@ -148,6 +174,7 @@ export async function runPeerBench(
         rss: memory?.rss ?? Number.NaN,
         peakRss: memory?.peakRss ?? Number.NaN,
         backlogAtEnd: last.scheduled,
+        heap,
       };
       c.bestRate.set(delayMs, Math.max(c.bestRate.get(delayMs) ?? 0, slice.tasksPerSecond));
       return slice;
@@ -166,7 +193,7 @@ export async function runPeerBench(
       for (const delayMs of delays) {
         for (const c of order) {
           const slice = await turn(c, delayMs, cycle, plan.settleMs, plan.sliceMs);
-          if (slice.backlogAtEnd === 0)
+          if (slice.backlogAtEnd === 0 && plan.strictSlices)
             problems.push(
               `${c.variant} ${delayMs} ms cycle ${cycle}: the batch ran out before the slice ended`,
             );
@@ -260,7 +287,7 @@ async function runResilience(
       await side.enqueue({ activityName: c.activityName, count: r.batch, input: { n: 1 } });
       const done = async (): Promise<number> =>
         ((await side.stats()).activityTasks[c.activityArn]?.closed ?? 0) - before;
-      await waitUntil(async () => (await done()) >= r.batch, 10_000, "").catch(() => {});
+      await waitUntil(async () => (await done()) >= r.batch, r.batchTimeoutMs, "").catch(() => {});
       results.push({
         variant: c.variant,
         failedPolls: Number.NaN,
@@ -275,8 +302,24 @@ async function runResilience(
     // Failed polls per contestant are not told apart by the emulator: both got every poll failed.
     for (const result of results) result.failedPolls = failedPolls;
 
-    // Shutdown with the polls out: a second for the loops to be back in their long polls, then
-    // SIGTERM to both at once.
+    // The faulted processes are stopped (the peer's may have no loop left, which would make its
+    // shutdown look instant); the shutdown is timed on fresh ones with every loop in a long poll.
+    const faulted = contestants.splice(0);
+    await Promise.all(faulted.map((c) => c.child.stop(15 * r.longPollSeconds * 1000)));
+    const oursFaulted = faulted.find((c) => c.variant === "sfn-operator");
+    if (oursFaulted && oursFaulted.child.process.exitCode !== 0)
+      problems.push(`resilience: sfn-operator exited with ${oursFaulted.child.process.exitCode}`);
+    for (const variant of r.shutdownVariants) {
+      const fresh = (await startContestant(variant, emulatorUrl, setup, plan.concurrency, "shutdown"))
+        .contestant;
+      contestants.push(fresh);
+      await waitUntil(
+        async () => (await pollsOf(fresh)) >= plan.concurrency,
+        10_000,
+        `${variant}: loops polling`,
+      );
+    }
+    // A second for every loop to be well inside its long poll, then SIGTERM to both at once.
     await sleep(1_000);
     const stopped = performance.now();
     const exits = await Promise.all(
@@ -294,10 +337,14 @@ async function runResilience(
       }
     });
     const ours = results.find((x) => x.variant === "sfn-operator");
+    if (ours && ours.loopsPolling < plan.concurrency)
+      problems.push(
+        `resilience: only ${ours.loopsPolling} of sfn-operator's loops polled again after the faults`,
+      );
     if (!ours || ours.tasksCompleted < ours.batch)
       problems.push(`resilience: sfn-operator did not complete its batch after the faults`);
     if (ours?.exitCode !== 0) problems.push(`resilience: sfn-operator exited with ${ours?.exitCode}`);
-    const oursArn = contestants.find((c) => c.variant === "sfn-operator")?.activityArn;
+    const oursArn = oursFaulted?.activityArn;
     if (oursArn) {
       const open = await side.listTasks({ activityArn: oursArn, status: "STARTED" });
       if (open.length > 0)
@@ -321,7 +368,8 @@ async function startContestant(
   const env: NodeJS.ProcessEnv = { ...awsEnv(emulatorUrl) };
   let extra: Record<string, string> = {};
   if (variant === "sfn-operator-v8-defaults") extra = { SFN_OPTIMIZE_FOR_SIZE: "false" };
-  if (variant === "sfn-operator-semi1") extra = { NODE_OPTIONS: "--max-semi-space-size=1" };
+  if (variant === "sfn-operator-semi2")
+    extra = { SFN_OPTIMIZE_FOR_SIZE: "false", NODE_OPTIONS: "--max-semi-space-size=2" };
   if (variant === "peer")
     extra = { AWS_NODEJS_CONNECTION_REUSE_ENABLED: "1", AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE: "1" };
   Object.assign(env, extra);
@@ -331,6 +379,7 @@ async function startContestant(
   let child: Child;
   let activityArn: string;
   let sourcesFile: string | undefined;
+  let metricsUrl: string | undefined;
   if (variant === "peer" || variant === "bare") {
     const script = variant === "peer" ? "peer-worker.js" : "bare-loop.js";
     child = new Child(
@@ -343,18 +392,36 @@ async function startContestant(
     sourcesFile = sourcesYaml(activityName, setup.targetUrl, concurrency, undefined);
     const file = path.join(setup.workDir, `${activityName}.yaml`);
     fs.writeFileSync(file, sourcesFile);
-    child = new Child(`${variant} (${phase})`, [BIN, "local", "-f", file], {
+    child = new Child(`${variant} (${phase})`, [BIN, "local", "-f", file, "--metrics-port", "0"], {
       ...env,
       SFN_LOG_FORMAT: "json",
     });
     await child.waitFor(/"message":"polling"/);
     activityArn = (await child.waitFor(/"activityArn":"([^"]+)"/))[1] as string;
+    metricsUrl = `http://127.0.0.1:${(await child.waitFor(/serving \/metrics[^\n]*"port":(\d+)/))[1]}/metrics`;
   }
   return {
-    contestant: { variant, child, activityName, activityArn, bestRate: new Map() },
+    contestant: { variant, child, activityName, activityArn, bestRate: new Map(), metricsUrl },
     command: `${envText} ${child.command}`.replace(setup.workDir, "<tmp>"),
     ...(sourcesFile ? { sourcesFile } : {}),
   };
+}
+
+/** Reads the heap figures from sfn-operator's /metrics (prom-client's default Node.js metrics). */
+async function heapFigures(metricsUrl: string): Promise<HeapFigures | undefined> {
+  try {
+    const text = await (await fetch(metricsUrl)).text();
+    const value = (pattern: RegExp): number => Number(pattern.exec(text)?.[1] ?? Number.NaN);
+    return {
+      newSpace: value(/^\w*nodejs_heap_space_size_total_bytes\{space="new"\} (\S+)/m),
+      oldSpace: value(/^\w*nodejs_heap_space_size_total_bytes\{space="old"\} (\S+)/m),
+      total: value(/^\w*nodejs_heap_size_total_bytes (\S+)/m),
+      used: value(/^\w*nodejs_heap_size_used_bytes (\S+)/m),
+      external: value(/^\w*nodejs_external_memory_bytes (\S+)/m),
+    };
+  } catch {
+    return undefined;
+  }
 }
 
 interface Sample {

@@ -50,6 +50,10 @@ export interface PeerFigures {
   /** VmHWM at the end of the run (over both delays). */
   peakRss: number;
   idleRss: number;
+  /** sfn-operator only (its /metrics), medians over the slices: committed young and old generation, heap used. */
+  heapNew: number;
+  heapOld: number;
+  heapUsed: number;
 }
 
 export function peerFigures(peer: PeerReport): PeerFigures[] {
@@ -67,6 +71,9 @@ export function peerFigures(peer: PeerReport): PeerFigures[] {
         busyRss: Math.max(...slices.map((s) => s.rss)),
         peakRss: Math.max(...all.map((s) => s.peakRss)),
         idleRss: peer.run.idle[variant]?.rss ?? Number.NaN,
+        heapNew: median(slices.map((s) => s.heap?.newSpace ?? Number.NaN)),
+        heapOld: median(slices.map((s) => s.heap?.oldSpace ?? Number.NaN)),
+        heapUsed: median(slices.map((s) => s.heap?.used ?? Number.NaN)),
       });
     }
   }
@@ -270,14 +277,17 @@ export function renderPeer(peer: PeerReport, push: (...lines: string[]) => void,
     "",
     "step-function-worker is used as its README shows (`new StepFunctionWorker({ activityArn, workerName, fn, concurrency, awsConfig })`), with `AWS_NODEJS_CONNECTION_REUSE_ENABLED=1` as AWS recommends for aws-sdk v2 (keep-alive sockets), and its task function POSTs the input to the target with node:http and a keep-alive agent, as the bare loop does. aws-sdk v2 does not read AWS_ENDPOINT_URL_SFN, so the worker passes it as `awsConfig.endpoint`.",
     "",
-    `**How measured.** As the dispatch benchmark: the processes start once and take turns; a turn enqueues a batch (sized at 1.3 × the process's best rate so far at that delay, at least 1,000 tasks/s at the instant target and 500 at the slow one) whose input sets the target's delay, waits ${s.settleMs / 1000} s, measures a ${s.sliceMs / 1000} s slice (tasks closed at the emulator; CPU from /proc/<pid>/stat; VmRSS and VmHWM from /proc/<pid>/status at its end), then lets the batch drain before the next turn. ${s.warmupMs > 0 ? `After a warm-up turn of ${s.warmupMs / 1000} s per process and delay, ` : ""}${s.cycles} cycle(s) give every process a turn at each delay (${s.delaysMs.join(" ms and ")} ms), in an order rotated every cycle. Figures are medians over the slices; the ratios are medians of each cycle's own ratio. *Idle RSS* is read ${s.idleSettleMs / 1000} s after all processes started, before any task; *busy RSS* is the largest VmRSS at the end of a slice at that delay; *peak RSS* is VmHWM at the end of the run (both delays).${quick ? " Quick mode (CI): short slices, one cycle; its figures mean nothing." : ""}`,
+    `**How measured.** As the dispatch benchmark: the processes start once and take turns; a turn enqueues a batch (sized at 1.5 × the process's best rate so far at that delay, at least 1,000 tasks/s at the instant target and 500 at the slow one) whose input sets the target's delay, waits ${s.settleMs / 1000} s, measures a ${s.sliceMs / 1000} s slice (tasks closed at the emulator; CPU from /proc/<pid>/stat; VmRSS and VmHWM from /proc/<pid>/status at its end), then lets the batch drain before the next turn. ${s.warmupMs > 0 ? `After a warm-up turn of ${s.warmupMs / 1000} s per process and delay, ` : ""}${s.cycles} cycle(s) give every process a turn at each delay (${s.delaysMs.join(" ms and ")} ms), in an order rotated every cycle. Figures are medians over the slices; the ratios are medians of each cycle's own ratio. *Idle RSS* is read ${s.idleSettleMs / 1000} s after all processes started, before any task; *busy RSS* is the largest VmRSS at the end of a slice at that delay; *peak RSS* is VmHWM at the end of the run (both delays). For sfn-operator (started with \`--metrics-port 0\`), the heap columns are prom-client's \`nodejs_heap_space_size_total_bytes\` (space new and old: what V8 has committed to the young and the old generation) and \`nodejs_heap_size_used_bytes\`, scraped from its /metrics at the end of each slice (medians): they show where the busy RSS goes.${quick ? " Quick mode (CI): short slices, one cycle; its figures mean nothing." : ""}`,
     "",
-    "| target | process | tasks/s | CPU ms / task | idle RSS | busy RSS | peak RSS |",
-    "|---|---|---|---|---|---|---|",
+    "| target | process | tasks/s | CPU ms / task | idle RSS | busy RSS | peak RSS | heap busy: young / old committed, used |",
+    "|---|---|---|---|---|---|---|---|",
   );
   for (const f of peerFigures(peer)) {
+    const heap = Number.isFinite(f.heapNew)
+      ? `${mib(f.heapNew)} / ${mib(f.heapOld)}, ${mib(f.heapUsed)}`
+      : "-";
     push(
-      `| ${f.delayMs} ms | ${PEER_VARIANT_NAMES[f.variant]} | ${int(f.tasksPerSecond)} | ${f.cpuMsPerTask.toFixed(3)} | ${mib(f.idleRss)} | ${mib(f.busyRss)} | ${mib(f.peakRss)} |`,
+      `| ${f.delayMs} ms | ${PEER_VARIANT_NAMES[f.variant]} | ${int(f.tasksPerSecond)} | ${f.cpuMsPerTask.toFixed(3)} | ${mib(f.idleRss)} | ${mib(f.busyRss)} | ${mib(f.peakRss)} | ${heap} |`,
     );
   }
   push(
@@ -300,14 +310,14 @@ export function renderPeer(peer: PeerReport, push: (...lines: string[]) => void,
     "",
     "### Failed polls and shutdown",
     "",
-    `On an emulator of its own (\`${run.resilienceEmulatorCommand}\`: long polls of ${r.longPollSeconds} s, so that the shutdown figures do not wait out AWS's 60 s), \`sfn-operator local\` (as shipped) and step-function-worker idle with all ${s.concurrency} loops polling. Then every GetActivityTask is answered HTTP 500 InternalFailure (the emulator's fault injection: \`PUT /_emulator/faults\` with \`{"actions":["GetActivityTask"],"errorRate":1,"errorStatus":500}\`) for ${r.faultMs / 1000} s, and the faults are cleared. *Loops polling* is the emulator's count of waiting polls on the process's activity, once it reached ${s.concurrency} or after ${r.recoveryTimeoutMs / 1000} s; then a batch of ${r.batch} tasks is enqueued for each and given 10 s. Last, a second later (the loops back in their long polls), both get SIGTERM at once; *SIGTERM to exit* is until the process exited.`,
+    `On an emulator of its own (\`${run.resilienceEmulatorCommand}\`: long polls of ${r.longPollSeconds} s, so that the shutdown figures do not wait out AWS's 60 s), \`sfn-operator local\` (as shipped) and step-function-worker idle with all ${s.concurrency} loops polling. Then every GetActivityTask is answered HTTP 500 InternalFailure (the emulator's fault injection: \`PUT /_emulator/faults\` with \`{"actions":["GetActivityTask"],"errorRate":1,"errorStatus":500}\`) for ${r.faultMs / 1000} s, and the faults are cleared. *Loops polling* is the emulator's count of waiting polls on the process's activity, once it reached ${s.concurrency} or after ${r.recoveryTimeoutMs / 1000} s; then a batch of ${r.batch} tasks is enqueued for each and given ${r.batchTimeoutMs / 1000} s. Then both are stopped, and two fresh processes (the same commands) start on the same emulator; once all their loops poll, a second later both get SIGTERM at once: *SIGTERM to exit* is until each exited, with its polls out (a process that lost its loops to the faults would stop at once, so the faulted ones are not used for this).`,
     "",
     "| process | failed polls (both together) | loops polling afterwards | all polling again after | tasks completed | SIGTERM to exit | exit code |",
     "|---|---|---|---|---|---|---|",
   );
   for (const x of run.resilience) {
     push(
-      `| ${PEER_VARIANT_NAMES[x.variant]} | ${int(x.failedPolls)} | ${x.loopsPolling} of ${s.concurrency} | ${Number.isFinite(x.recoveredAfterS) ? `${x.recoveredAfterS.toFixed(1)} s` : "never (within the timeout)"} | ${x.tasksCompleted} of ${x.batch} | ${x.shutdownS.toFixed(1)} s | ${x.exitCode ?? "-"} |`,
+      `| ${PEER_VARIANT_NAMES[x.variant]} | ${int(x.failedPolls)} | ${x.loopsPolling} of ${s.concurrency} | ${Number.isFinite(x.recoveredAfterS) ? `${x.recoveredAfterS.toFixed(1)} s` : "never (within the timeout)"} | ${x.tasksCompleted} of ${x.batch} | ${Number.isFinite(x.shutdownS) ? `${x.shutdownS.toFixed(1)} s` : "(not measured)"} | ${x.exitCode ?? "-"} |`,
     );
   }
   push(

@@ -91,20 +91,25 @@ const PEER: PeerPlan = {
   concurrency: 10,
   variants: quick
     ? ["sfn-operator", "peer", "bare"]
-    : ["sfn-operator", "sfn-operator-v8-defaults", "sfn-operator-semi1", "peer", "bare"],
+    : ["sfn-operator", "sfn-operator-v8-defaults", "sfn-operator-semi2", "peer", "bare"],
   delaysMs: [0, 20],
   warmupMs: quick ? 0 : 8_000,
   cycles: quick ? 1 : 8,
   settleMs: quick ? 200 : 500,
   sliceMs: quick ? 500 : 2_000,
+  strictSlices: !quick,
   idleSettleMs: quick ? 500 : 5_000,
   resilience: {
     // Short long polls, so that the shutdown measurement does not wait out AWS's 60 s ones (the
     // report says how the figures scale); the quick run shortens everything.
     longPollSeconds: quick ? 1 : 5,
-    faultMs: quick ? 1_000 : 5_000,
-    recoveryTimeoutMs: quick ? 8_000 : 30_000,
+    // Longer than a long poll plus aws-sdk v2's retries (3, from 100 ms doubling), so that every
+    // loop of each process meets the faults whatever the phase of its poll.
+    faultMs: quick ? 3_000 : 12_000,
+    recoveryTimeoutMs: quick ? 6_000 : 30_000,
     batch: 50,
+    batchTimeoutMs: quick ? 3_000 : 10_000,
+    shutdownVariants: quick ? ["sfn-operator"] : ["sfn-operator", "peer"],
   },
 };
 const runs = (part: Part): boolean => only === undefined || only === part;
