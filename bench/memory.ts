@@ -25,8 +25,16 @@ export interface ImportCase {
 }
 
 /** The libraries the poller uses, one by one, then together, then the project's command modules. */
+/** Labels of the cases the findings compute from (bench/report-memory.ts). */
+export const CASES = {
+  bare: "nothing (bare Node)",
+  seven: "the seven (SDK, ioredis, winston, prom-client, zod, commander, yaml)",
+  sevenAxios: "the seven + axios",
+  poller: "`poller` command (dist/src/poller/run-poller.js)",
+} as const;
+
 export const IMPORT_CASES: ImportCase[] = [
-  { label: "nothing (bare Node)", specifiers: [] },
+  { label: CASES.bare, specifiers: [] },
   { label: "@aws-sdk/client-sfn", specifiers: ["@aws-sdk/client-sfn"] },
   { label: "@smithy/node-http-handler", specifiers: ["@smithy/node-http-handler"] },
   { label: "ioredis", specifiers: ["ioredis"] },
@@ -37,11 +45,11 @@ export const IMPORT_CASES: ImportCase[] = [
   { label: "yaml", specifiers: ["yaml"] },
   { label: "axios", specifiers: ["axios"] },
   {
-    label: "the seven (SDK, ioredis, winston, prom-client, zod, commander, yaml)",
+    label: CASES.seven,
     specifiers: ["@aws-sdk/client-sfn", "ioredis", "winston", "prom-client", "zod", "commander", "yaml"],
   },
   {
-    label: "the seven + axios",
+    label: CASES.sevenAxios,
     specifiers: [
       "@aws-sdk/client-sfn",
       "ioredis",
@@ -54,7 +62,7 @@ export const IMPORT_CASES: ImportCase[] = [
     ],
   },
   {
-    label: "`poller` command (dist/src/poller/run-poller.js)",
+    label: CASES.poller,
     specifiers: ["./dist/src/poller/run-poller.js"],
   },
   { label: "`local` command (dist/src/local/run-local.js)", specifiers: ["./dist/src/local/run-local.js"] },

@@ -18,6 +18,7 @@ import {
   memorySummaryLines,
   memorySummaryRows,
   type PeerReport,
+  renderFindings,
   renderMemory,
   renderPeer,
 } from "./report-memory.ts";
@@ -324,6 +325,7 @@ export function renderReport(report: BenchReport): string {
   if (report.dispatch) renderDispatch(report, push);
   if (report.memory) renderMemory(report.memory, push);
   if (report.peer) renderPeer(report.peer, push, report.quick);
+  renderFindings(report.memory, report.peer, push);
   return `${out.join("\n")}\n`;
 }
 

@@ -5,7 +5,8 @@
  *   node dist/bench/run.js                      full run (a few minutes), writes BENCHMARKS.md
  *   node dist/bench/run.js --quick              every benchmark briefly, checks the machinery works
  *                                               (no speed asserted); report to a temp file
- *   node dist/bench/run.js --only semaphore     one part (semaphore | dispatch | memory | peer); report to a temp file
+ *   node dist/bench/run.js --only semaphore     some parts (semaphore, dispatch, memory, peer; comma-separated);
+ *                                               report to a temp file
  *   node dist/bench/run.js --out <file>         write the report there instead
  *
  * Exits 1 when a check fails (no throughput, a task not reported, the limit exceeded, a process
@@ -35,7 +36,8 @@ const quick = values.quick ?? false;
 const only = values.only;
 const PARTS = ["semaphore", "dispatch", "memory", "peer"] as const;
 type Part = (typeof PARTS)[number];
-if (only !== undefined && !(PARTS as readonly string[]).includes(only)) {
+const onlyParts = only?.split(",");
+if (onlyParts?.some((part) => !(PARTS as readonly string[]).includes(part))) {
   process.stderr.write(`--only takes ${PARTS.join(", ")}\n`);
   process.exit(2);
 }
@@ -112,7 +114,7 @@ const PEER: PeerPlan = {
     shutdownVariants: quick ? ["sfn-operator"] : ["sfn-operator", "peer"],
   },
 };
-const runs = (part: Part): boolean => only === undefined || only === part;
+const runs = (part: Part): boolean => onlyParts === undefined || onlyParts.includes(part);
 
 async function main(): Promise<number> {
   const startedAt = new Date();
@@ -283,7 +285,7 @@ async function main(): Promise<number> {
   const out =
     values.out ??
     (quick || only
-      ? path.join(os.tmpdir(), `sfn-operator-bench-${quick ? "quick" : only}.md`)
+      ? path.join(os.tmpdir(), `sfn-operator-bench-${quick ? "quick" : only?.replaceAll(",", "-")}.md`)
       : path.join(REPO_ROOT, "BENCHMARKS.md"));
   fs.writeFileSync(out, markdown);
   say("");
