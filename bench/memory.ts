@@ -15,7 +15,15 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { EmulatorClient } from "../src/emulator/client.ts";
 import { awsEnv } from "./dispatch.ts";
-import { BENCH_DIST, BIN, Child, type MemorySnapshot, type ProcessMemory, processMemory } from "./proc.ts";
+import {
+  BENCH_DIST,
+  BIN,
+  Child,
+  EMULATOR_ENV,
+  type MemorySnapshot,
+  type ProcessMemory,
+  processMemory,
+} from "./proc.ts";
 
 const run = promisify(execFile);
 
@@ -218,7 +226,7 @@ export async function runMemoryBench(
 
   // Its own emulator with AWS's 60 s long polls: an idle poller then waits as in production.
   const emulatorArgs = [BIN, "emulator", "--port", "0", "--long-poll-seconds", "60"];
-  const emulator = new Child("idle emulator", emulatorArgs, { SFN_LOG_LEVEL: "warn" });
+  const emulator = new Child("idle emulator", emulatorArgs, EMULATOR_ENV);
   const children: Child[] = [];
   try {
     const emulatorUrl = (await emulator.waitFor(/listening on (http:\/\/\S+)/))[1] as string;

@@ -17,7 +17,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { EmulatorClient } from "../src/emulator/client.ts";
 import { awsEnv, sourcesYaml } from "./dispatch.ts";
-import { BENCH_DIST, BIN, Child, cpuMs, type ProcessMemory, processMemory } from "./proc.ts";
+import { BENCH_DIST, BIN, Child, cpuMs, EMULATOR_ENV, type ProcessMemory, processMemory } from "./proc.ts";
 
 export type PeerVariant =
   | "sfn-operator"
@@ -246,7 +246,7 @@ async function runResilience(
 ): Promise<{ results: ResilienceResult[]; emulatorCommand: string }> {
   const r = plan.resilience;
   const emulatorArgs = [BIN, "emulator", "--port", "0", "--long-poll-seconds", String(r.longPollSeconds)];
-  const emulator = new Child("resilience emulator", emulatorArgs, { SFN_LOG_LEVEL: "warn" });
+  const emulator = new Child("resilience emulator", emulatorArgs, EMULATOR_ENV);
   const contestants: Contestant[] = [];
   try {
     const emulatorUrl = (await emulator.waitFor(/listening on (http:\/\/\S+)/))[1] as string;

@@ -16,6 +16,13 @@ export const BIN = path.join(REPO_ROOT, "bin/sfn-operator.js");
 /** Compiled scripts beside this module (dist/bench/). */
 export const BENCH_DIST = path.dirname(fileURLToPath(import.meta.url));
 
+/**
+ * The emulator's environment in every benchmark: quiet, and with V8's defaults (the entry point
+ * would apply --optimize-for-size, bin/sfn-operator.js), so that the emulator every measured process
+ * talks to runs as it did before that flag and costs the measured processes the same CPU.
+ */
+export const EMULATOR_ENV: NodeJS.ProcessEnv = { SFN_LOG_LEVEL: "warn", SFN_OPTIMIZE_FOR_SIZE: "false" };
+
 /** Clock ticks per second of /proc/<pid>/stat times (100 on every common Linux, asked anyway). */
 const CLOCK_TICKS = (() => {
   try {

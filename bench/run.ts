@@ -20,7 +20,7 @@ import { configureLogging } from "../src/observability/logger.ts";
 import { type DispatchVariant, runDispatchBench } from "./dispatch.ts";
 import { runMemoryBench } from "./memory.ts";
 import { type PeerPlan, runPeerBench } from "./peer.ts";
-import { BENCH_DIST, BIN, Child, loadAverage, machineInfo, REPO_ROOT } from "./proc.ts";
+import { BENCH_DIST, BIN, Child, EMULATOR_ENV, loadAverage, machineInfo, REPO_ROOT } from "./proc.ts";
 import { RedisServer } from "./redis-server.ts";
 import { type BenchReport, checkProblems, renderReport, summaryLines } from "./report.ts";
 import { type Implementation, runSemaphoreBench, type SemaphoreResult } from "./semaphore.ts";
@@ -195,7 +195,7 @@ async function main(): Promise<number> {
         "--long-poll-seconds",
         String(DISPATCH.longPollSeconds),
       ];
-      const emulator = new Child("emulator", emulatorArgs, { SFN_LOG_LEVEL: "warn" });
+      const emulator = new Child("emulator", emulatorArgs, EMULATOR_ENV);
       cleanups.push(() => emulator.stop());
       const target = new Child("target", [path.join(BENCH_DIST, "target-server.js")]);
       cleanups.push(() => target.stop());
