@@ -394,7 +394,7 @@ function renderDispatch(report: BenchReport, push: (...lines: string[]) => void)
     "",
     "Processes, each its own (so the measured process's event loop is alone and its CPU and memory can be read from /proc):",
     "",
-    `- emulator: \`${dispatch.emulatorCommand}\` (loopback; its long polls of ${s.longPollSeconds} s keep the idle variants' loops cheap while another variant has its turn);`,
+    `- emulator: \`SFN_OPTIMIZE_FOR_SIZE=false ${dispatch.emulatorCommand}\` (loopback; its long polls of ${s.longPollSeconds} s keep the idle variants' loops cheap while another variant has its turn);`,
     `- instant target: \`${dispatch.targetCommand}\`, a node:http server answering every POST 200 \`{}\` once the body is read;`,
     `- bare loop: \`${run.commands.bare ?? "(not run)"}\` — ${s.loops} concurrent loops of GetActivityTask → POST to the target (node:http, keep-alive) → SendTaskSuccess with the answer, one SFNClient (its socket pool raised to ${2 * s.loops}), nothing else: no semaphore, metrics, heartbeats, outcome rules or logging;`,
     `- poller: \`${run.commands["poller-redis"] ?? run.commands.poller ?? "(not run)"}\` — the real CLI as users run it; the same with and without the \`redis:\` line (Redis semaphore / in-process semaphore), each on its own activity (\`bench-<variant>\`). Sources file of the Redis variant:`,
