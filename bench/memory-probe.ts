@@ -7,7 +7,8 @@
  * `node --expose-gc dist/bench/memory-probe.js [specifier...]`; specifiers are package names or paths
  * relative to the repository root (`./dist/src/poller/run-poller.js`).
  *
- * With SFN_OPTIMIZE_FOR_SIZE=true it applies --optimize-for-size first, as bin/sfn-operator.js does.
+ * With SFN_OPTIMIZE_FOR_SIZE=true it applies --optimize-for-size first, as bin/sfn-operator.js does;
+ * PROBE_RUNTIME_FLAGS are applied the same way (v8.setFlagsFromString before any import).
  */
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -15,6 +16,8 @@ import v8 from "node:v8";
 import { memorySnapshot } from "./proc.ts";
 
 if (process.env.SFN_OPTIMIZE_FOR_SIZE === "true") v8.setFlagsFromString("--optimize-for-size");
+// Other V8 flags set the same way, at run time, before any import: which of them still take effect?
+if (process.env.PROBE_RUNTIME_FLAGS) v8.setFlagsFromString(process.env.PROBE_RUNTIME_FLAGS);
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
 for (const specifier of process.argv.slice(2)) {

@@ -192,8 +192,41 @@ export interface IdleResult {
   settledAfterS: number;
 }
 
+/** One way of applying V8 flags, probed with the `poller` command's modules. */
+export interface FlagProbe {
+  /** How the flags were given. */
+  how: string;
+  nodeArgs: string[];
+  runtimeFlags: string;
+  loaded: MemorySnapshot;
+}
+
+/**
+ * Which flags the entry point can apply: each flag set at run time with v8.setFlagsFromString (as
+ * bin/sfn-operator.js could, before importing anything) against the same flag on the node command
+ * line. A flag that takes effect changes the heap committed or the RSS.
+ */
+const FLAG_PROBES: Array<Omit<FlagProbe, "loaded">> = [
+  { how: "no flags", nodeArgs: [], runtimeFlags: "" },
+  {
+    how: "`--optimize-for-size` at run time (what bin/sfn-operator.js does)",
+    nodeArgs: [],
+    runtimeFlags: "--optimize-for-size",
+  },
+  { how: "`--optimize-for-size` on the command line", nodeArgs: ["--optimize-for-size"], runtimeFlags: "" },
+  { how: "`--max-semi-space-size=1` at run time", nodeArgs: [], runtimeFlags: "--max-semi-space-size=1" },
+  {
+    how: "`--max-semi-space-size=1` on the command line (or NODE_OPTIONS)",
+    nodeArgs: ["--max-semi-space-size=1"],
+    runtimeFlags: "",
+  },
+  { how: "`--lite-mode` at run time", nodeArgs: [], runtimeFlags: "--lite-mode" },
+  { how: "`--lite-mode` on the command line", nodeArgs: ["--lite-mode"], runtimeFlags: "" },
+];
+
 export interface MemoryRun {
   imports: ImportCost[];
+  flagProbes: FlagProbe[];
   idle: IdleResult[];
   idleLoops: number;
   idleMs: number;
@@ -223,6 +256,20 @@ export async function runMemoryBench(
     }
   }
   setup.say(`  import costs: ${imports.length} cases x ${plan.importRepeats}`);
+  const flagProbes: FlagProbe[] = [];
+  for (const probeCase of plan.quick ? FLAG_PROBES.slice(0, 2) : FLAG_PROBES) {
+    const samples: MemorySnapshot[] = [];
+    for (let i = 0; i < plan.importRepeats; i++) {
+      const sample = await probe(
+        ["./dist/src/poller/run-poller.js"],
+        false,
+        probeCase.nodeArgs,
+        probeCase.runtimeFlags,
+      );
+      samples.push(sample.loaded);
+    }
+    flagProbes.push({ ...probeCase, loaded: medianSnapshot(samples) });
+  }
 
   // Its own emulator with AWS's 60 s long polls: an idle poller then waits as in production.
   const emulatorArgs = [BIN, "emulator", "--port", "0", "--long-poll-seconds", "60"];
@@ -266,6 +313,7 @@ export async function runMemoryBench(
     if (stats.tasks.STARTED + stats.tasks.FAILED > 0) problems.push("idle: a task appeared");
     return {
       imports,
+      flagProbes,
       idle,
       idleLoops: plan.idleLoops,
       idleMs: plan.idleMs,
@@ -283,13 +331,19 @@ export async function runMemoryBench(
 async function probe(
   specifiers: string[],
   optimizeForSize: boolean,
+  nodeArgs: string[] = [],
+  runtimeFlags = "",
 ): Promise<{ loaded: MemorySnapshot; collected: MemorySnapshot }> {
   const { stdout } = await run(
     process.execPath,
-    ["--expose-gc", path.join(BENCH_DIST, "memory-probe.js"), ...specifiers],
+    [...nodeArgs, "--expose-gc", path.join(BENCH_DIST, "memory-probe.js"), ...specifiers],
     {
       cwd: path.resolve(BENCH_DIST, "../.."),
-      env: { PATH: process.env.PATH, SFN_OPTIMIZE_FOR_SIZE: String(optimizeForSize) },
+      env: {
+        PATH: process.env.PATH,
+        SFN_OPTIMIZE_FOR_SIZE: String(optimizeForSize),
+        ...(runtimeFlags ? { PROBE_RUNTIME_FLAGS: runtimeFlags } : {}),
+      },
     },
   );
   return JSON.parse(stdout) as { loaded: MemorySnapshot; collected: MemorySnapshot };

@@ -232,6 +232,21 @@ export function renderMemory(memory: MemoryReport, push: (...lines: string[]) =>
       "",
     );
   }
+  if (run.flagProbes.length > 0) {
+    push(
+      "### Which flags the entry point can apply",
+      "",
+      `The \`poller\` command's modules (dist/src/poller/run-poller.js) in a fresh probe as above, with a V8 flag given on the node command line or set with \`v8.setFlagsFromString\` before any import (as bin/sfn-operator.js can; \`PROBE_RUNTIME_FLAGS\` for the probe). A flag that takes effect changes the heap committed (the young generation) or the RSS; median of ${settings.importRepeats} process(es).`,
+      "",
+      "| flags | RSS as loaded | anonymous | file | heap committed | heap used |",
+      "|---|---|---|---|---|---|",
+      ...run.flagProbes.map(
+        (f) =>
+          `| ${f.how} | ${mib(f.loaded.rss)} | ${mib(f.loaded.rssAnon)} | ${mib(f.loaded.rssFile)} | ${mib(f.loaded.heapTotal)} | ${mib(f.loaded.heapUsed)} |`,
+      ),
+      "",
+    );
+  }
   push(
     "### Idle processes",
     "",
@@ -395,7 +410,7 @@ export function renderFindings(
     `- **Busy poller, concurrency ${peer.settings.concurrency}**: peak RSS ${mib(fig("sfn-operator-v8-defaults", fast)?.peakRss)} with V8's defaults, ${mib(fig("sfn-operator", fast)?.peakRss)} as shipped, ${mib(fig("sfn-operator-semi2", fast)?.peakRss)} with a 2 MB semi-space; step-function-worker ${mib(fig("peer", fast)?.peakRss)}. The RSS of every process stays flat from slice to slice (the slice table), so nothing is retained per task: the busy RSS is heap sizing, not a leak.`,
     `- **What --optimize-for-size costs**: CPU per task as shipped over V8's defaults: ${cpuTrade}; a 2 MB semi-space alone: ${semiTrade}. The turns of this benchmark leave each process idle between bursts, which is where the memory reducer shrinks the heap and the next burst pays to grow it again: a poller that works without pause pays less.`,
     "",
-    "**Decided.** bin/sfn-operator.js applies --optimize-for-size to every command (it is the only one of these flags that V8 honours when set at run time, so it travels with the entry point into the image and the operator's Deployments; `SFN_OPTIMIZE_FOR_SIZE=false` turns it off). Memory is what one Deployment per source multiplies; the CPU it costs matters only to a poller that is CPU-bound, and such a poller can turn it off (and cap the young generation with `NODE_OPTIONS=--max-semi-space-size=2` in its Deployment for most of the busy saving at little CPU). --max-semi-space-size on top of it saves nothing; --lite-mode, --jitless and --max-opt are not worth their CPU and cannot be set from the entry point or NODE_OPTIONS.",
+    `**Decided.** bin/sfn-operator.js applies --optimize-for-size to every command (it is the only one of these flags that V8 honours when set at run time, so it travels with the entry point into the image and the operator's Deployments; \`SFN_OPTIMIZE_FOR_SIZE=false\` turns it off). Memory is what one Deployment per source multiplies; the CPU it costs matters only to a poller that is CPU-bound, and such a poller can turn it off (and cap the young generation with \`NODE_OPTIONS=--max-semi-space-size=2\` in its Deployment for most of the busy saving at little CPU). --max-semi-space-size on top of it saves nothing; --lite-mode, --jitless and --max-opt are not worth their CPU and cannot be set from the entry point or NODE_OPTIONS. Re-executing node with flags from the entry point was not taken: Node cannot replace its own process image, so a re-exec leaves a parent process running to pass signals on, another ${mib(node?.rss)}.`,
     "",
   );
 }
