@@ -273,32 +273,34 @@ async function runResilience(
     const faultsEnded = performance.now();
     const failedPolls = ((await side.stats()).errors.InternalFailure ?? 0) - failedBefore;
 
-    const results: ResilienceResult[] = [];
-    for (const c of contestants) {
-      let recoveredAt = Number.NaN;
-      try {
-        await waitUntil(async () => (await pollsOf(c)) >= plan.concurrency, r.recoveryTimeoutMs, "");
-        recoveredAt = performance.now();
-      } catch {
-        // reported as not recovered
-      }
-      const loopsPolling = await pollsOf(c);
-      const before = (await side.stats()).activityTasks[c.activityArn]?.closed ?? 0;
-      await side.enqueue({ activityName: c.activityName, count: r.batch, input: { n: 1 } });
-      const done = async (): Promise<number> =>
-        ((await side.stats()).activityTasks[c.activityArn]?.closed ?? 0) - before;
-      await waitUntil(async () => (await done()) >= r.batch, r.batchTimeoutMs, "").catch(() => {});
-      results.push({
-        variant: c.variant,
-        failedPolls: Number.NaN,
-        loopsPolling,
-        recoveredAfterS: (recoveredAt - faultsEnded) / 1000,
-        tasksCompleted: await done(),
-        batch: r.batch,
-        shutdownS: Number.NaN,
-        exitCode: null,
-      });
-    }
+    // Each process is watched on its own, all at once: one that never recovers costs only its timeout.
+    const results: ResilienceResult[] = await Promise.all(
+      contestants.map(async (c): Promise<ResilienceResult> => {
+        let recoveredAt = Number.NaN;
+        try {
+          await waitUntil(async () => (await pollsOf(c)) >= plan.concurrency, r.recoveryTimeoutMs, "");
+          recoveredAt = performance.now();
+        } catch {
+          // reported as not recovered
+        }
+        const loopsPolling = await pollsOf(c);
+        const before = (await side.stats()).activityTasks[c.activityArn]?.closed ?? 0;
+        await side.enqueue({ activityName: c.activityName, count: r.batch, input: { n: 1 } });
+        const done = async (): Promise<number> =>
+          ((await side.stats()).activityTasks[c.activityArn]?.closed ?? 0) - before;
+        await waitUntil(async () => (await done()) >= r.batch, r.batchTimeoutMs, "").catch(() => {});
+        return {
+          variant: c.variant,
+          failedPolls: Number.NaN,
+          loopsPolling,
+          recoveredAfterS: (recoveredAt - faultsEnded) / 1000,
+          tasksCompleted: await done(),
+          batch: r.batch,
+          shutdownS: Number.NaN,
+          exitCode: null,
+        };
+      }),
+    );
     // Failed polls per contestant are not told apart by the emulator: both got every poll failed.
     for (const result of results) result.failedPolls = failedPolls;
 
