@@ -23,12 +23,17 @@ export type PeerVariant =
   | "sfn-operator"
   | "sfn-operator-v8-defaults"
   | "sfn-operator-semi2"
+  | "sfn-operator-lite-mode"
+  | "sfn-operator-jitless"
   | "peer"
   | "bare";
 
 export const PEER_VARIANT_NAMES: Record<PeerVariant, string> = {
   "sfn-operator": "`sfn-operator local`, as shipped",
   "sfn-operator-v8-defaults": "`sfn-operator local`, V8 defaults (`SFN_OPTIMIZE_FOR_SIZE=false`)",
+  "sfn-operator-lite-mode":
+    "`node --lite-mode bin/sfn-operator.js local` (as shipped, no optimizing compiler)",
+  "sfn-operator-jitless": "`node --jitless bin/sfn-operator.js local` (as shipped, interpreter only)",
   "sfn-operator-semi2":
     "`sfn-operator local`, V8 defaults + `NODE_OPTIONS=--max-semi-space-size=2` (`SFN_OPTIMIZE_FOR_SIZE=false`)",
   peer: "step-function-worker 2.1.0",
@@ -154,7 +159,9 @@ export async function runPeerBench(
     }
 
     const turn = async (c: Contestant, delayMs: number, cycle: number, settleMs: number, sliceMs: number) => {
-      const rate = Math.max(c.bestRate.get(delayMs) ?? 0, MIN_RATE(delayMs));
+      // After a warm-up, its best rate sizes the batch (a slow variant, --jitless, must not get a
+      // batch that takes a minute to drain); without one, the floor.
+      const rate = c.bestRate.get(delayMs) ?? MIN_RATE(delayMs);
       const batch = Math.ceil((rate * HEADROOM * (settleMs + sliceMs)) / 1000);
       await side.enqueue({ activityName: c.activityName, count: batch, input: { n: 1, delayMs } });
       await sleep(settleMs);
@@ -180,9 +187,30 @@ export async function runPeerBench(
       return slice;
     };
 
+    /**
+     * The warm-up tops the queue up every half second to what the process has shown it can take,
+     * since its rate is not known yet; the best half-second rate then sizes its batches.
+     */
+    const warmUp = async (c: Contestant, delayMs: number): Promise<void> => {
+      const end = performance.now() + plan.warmupMs;
+      let rate = MIN_RATE(delayMs) / 4;
+      let last = await sample(side, c);
+      await side.enqueue({ activityName: c.activityName, count: Math.ceil(rate), input: { n: 1, delayMs } });
+      while (performance.now() < end) {
+        await sleep(500);
+        const now = await sample(side, c);
+        rate = Math.max(rate, ((now.closed - last.closed) * 1000) / (now.at - last.at));
+        last = now;
+        if (now.scheduled < rate) {
+          const count = Math.ceil(rate - now.scheduled);
+          await side.enqueue({ activityName: c.activityName, count, input: { n: 1, delayMs } });
+        }
+      }
+      await drain(side, c);
+      c.bestRate.set(delayMs, rate);
+    };
     if (plan.warmupMs > 0) {
-      for (const c of contestants)
-        for (const delayMs of plan.delaysMs) await turn(c, delayMs, 0, 0, plan.warmupMs);
+      for (const c of contestants) for (const delayMs of plan.delaysMs) await warmUp(c, delayMs);
     }
     const slices: PeerSlice[] = [];
     for (let cycle = 1; cycle <= plan.cycles; cycle++) {
@@ -394,10 +422,21 @@ async function startContestant(
     sourcesFile = sourcesYaml(activityName, setup.targetUrl, concurrency, undefined);
     const file = path.join(setup.workDir, `${activityName}.yaml`);
     fs.writeFileSync(file, sourcesFile);
-    child = new Child(`${variant} (${phase})`, [BIN, "local", "-f", file, "--metrics-port", "0"], {
-      ...env,
-      SFN_LOG_FORMAT: "json",
-    });
+    // --lite-mode and --jitless are not allowed in NODE_OPTIONS: they go on the node command line.
+    const nodeArgs =
+      variant === "sfn-operator-lite-mode"
+        ? ["--lite-mode"]
+        : variant === "sfn-operator-jitless"
+          ? ["--jitless"]
+          : [];
+    child = new Child(
+      `${variant} (${phase})`,
+      [...nodeArgs, BIN, "local", "-f", file, "--metrics-port", "0"],
+      {
+        ...env,
+        SFN_LOG_FORMAT: "json",
+      },
+    );
     await child.waitFor(/"message":"polling"/);
     activityArn = (await child.waitFor(/"activityArn":"([^"]+)"/))[1] as string;
     metricsUrl = `http://127.0.0.1:${(await child.waitFor(/serving \/metrics[^\n]*"port":(\d+)/))[1]}/metrics`;

@@ -93,7 +93,15 @@ const PEER: PeerPlan = {
   concurrency: 10,
   variants: quick
     ? ["sfn-operator", "peer", "bare"]
-    : ["sfn-operator", "sfn-operator-v8-defaults", "sfn-operator-semi2", "peer", "bare"],
+    : [
+        "sfn-operator",
+        "sfn-operator-v8-defaults",
+        "sfn-operator-semi2",
+        "sfn-operator-lite-mode",
+        "sfn-operator-jitless",
+        "peer",
+        "bare",
+      ],
   // The quick run checks the machinery with the instant target only.
   delaysMs: quick ? [0] : [0, 20],
   warmupMs: quick ? 0 : 8_000,
