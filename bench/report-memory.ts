@@ -157,7 +157,7 @@ export function memorySummaryRows(memory: MemoryReport | undefined, peer: PeerRe
     const f = (variant: PeerVariant, delayMs: number) =>
       figures.find((x) => x.variant === variant && x.delayMs === delayMs);
     rows.push(
-      `| tasks/s at a ${slow} ms target, concurrency ${peer.settings.concurrency} | ${int(f("sfn-operator", slow)?.tasksPerSecond ?? Number.NaN)} (${v.slowTargetRatio.toFixed(2)} of the peer's: median of the cycles' ratios) | ${int(f("peer", slow)?.tasksPerSecond ?? Number.NaN)} (step-function-worker) | at least the peer's | ${yes(v.slowTargetMet)} |`,
+      `| tasks/s at a ${slow} ms target, concurrency ${peer.settings.concurrency} | ${int(f("sfn-operator", slow)?.tasksPerSecond ?? Number.NaN)} (${v.slowTargetRatio.toFixed(3)} of the peer's: median of the cycles' ratios) | ${int(f("peer", slow)?.tasksPerSecond ?? Number.NaN)} (step-function-worker) | at least the peer's | ${yes(v.slowTargetMet)} |`,
       `| peak RSS busy, concurrency ${peer.settings.concurrency} | ${mib(v.ours?.peakRss)} | ${mib(v.peer?.peakRss)} (step-function-worker) | at most the peer's | ${yes(v.rssMet)} |`,
       `| CPU per task at a ${fast} ms target | ${(f("sfn-operator", fast)?.cpuMsPerTask ?? Number.NaN).toFixed(3)} ms (${v.cpuRatio.toFixed(2)} of the bare loop's: median of the cycles' ratios) | ${(f("bare", fast)?.cpuMsPerTask ?? Number.NaN).toFixed(3)} ms (bare v3 SDK loop); ${(f("peer", fast)?.cpuMsPerTask ?? Number.NaN).toFixed(3)} ms (step-function-worker) | at most ${MEMORY_TARGETS.cpuOfBare}x the bare v3 loop's | ${yes(v.cpuMet)} |`,
     );
