@@ -16,6 +16,13 @@ export const BIN = path.join(REPO_ROOT, "bin/sfn-operator.js");
 /** Compiled scripts beside this module (dist/bench/). */
 export const BENCH_DIST = path.dirname(fileURLToPath(import.meta.url));
 
+/**
+ * The emulator's environment in every benchmark: quiet, and with V8's defaults (the entry point
+ * would apply --optimize-for-size, bin/sfn-operator.js), so that the emulator every measured process
+ * talks to runs as it did before that flag and costs the measured processes the same CPU.
+ */
+export const EMULATOR_ENV: NodeJS.ProcessEnv = { SFN_LOG_LEVEL: "warn", SFN_OPTIMIZE_FOR_SIZE: "false" };
+
 /** Clock ticks per second of /proc/<pid>/stat times (100 on every common Linux, asked anyway). */
 const CLOCK_TICKS = (() => {
   try {
@@ -50,6 +57,54 @@ export function vmBytes(pid: number | undefined, field: "VmHWM" | "VmRSS"): numb
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Resident memory of a process from /proc/<pid>/status, in bytes: all of it (VmRSS, as `ps` and
+ * Kubernetes' container metrics show it), its anonymous part (heap, stacks, malloc: what each
+ * additional process adds) and its file-backed part (mostly the node binary's pages that ran: page
+ * cache, shared by every process of the same binary, and in Kubernetes by every pod of the same
+ * image on a node), and the peak (VmHWM).
+ */
+export interface ProcessMemory {
+  rss: number;
+  rssAnon: number;
+  rssFile: number;
+  peakRss: number;
+}
+
+export function processMemory(pid: number | "self" | undefined): ProcessMemory | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+    const field = (name: string): number => {
+      const match = new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status);
+      return match ? Number(match[1]) * 1024 : Number.NaN;
+    };
+    return {
+      rss: field("VmRSS"),
+      rssAnon: field("RssAnon"),
+      rssFile: field("RssFile"),
+      peakRss: field("VmHWM"),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** This process's memory as Linux and V8 see it (the import-cost probe reports this). */
+export interface MemorySnapshot extends ProcessMemory {
+  heapUsed: number;
+  heapTotal: number;
+  /** Memory of JS objects held outside the V8 heap (Buffers, external strings). */
+  external: number;
+}
+
+export function memorySnapshot(): MemorySnapshot {
+  const usage = process.memoryUsage();
+  const own = processMemory("self");
+  if (!own) throw new Error("/proc/self/status is not readable (not Linux?)");
+  return { ...own, heapUsed: usage.heapUsed, heapTotal: usage.heapTotal, external: usage.external };
 }
 
 /** What the report says about the machine. */

@@ -12,6 +12,16 @@ import {
   permutations,
 } from "./dispatch.ts";
 import type { MachineInfo } from "./proc.ts";
+import {
+  type MemoryReport,
+  memoryProblems,
+  memorySummaryLines,
+  memorySummaryRows,
+  type PeerReport,
+  renderFindings,
+  renderMemory,
+  renderPeer,
+} from "./report-memory.ts";
 import { type Implementation, LIBRARY_OPTIONS, type SemaphoreResult } from "./semaphore.ts";
 
 export interface BenchReport {
@@ -55,6 +65,8 @@ export interface BenchReport {
         run: DispatchRun;
       }
     | undefined;
+  memory: MemoryReport | undefined;
+  peer: PeerReport | undefined;
 }
 
 /** Targets of the issue. */
@@ -194,6 +206,7 @@ export function checkProblems(report: BenchReport): string[] {
     if (!(r.tasksPerSecond > 0)) problems.push(`dispatch ${r.variant} cycle ${r.cycle}: no throughput`);
   }
   for (const problem of report.dispatch?.run.problems ?? []) problems.push(`dispatch: ${problem}`);
+  problems.push(...memoryProblems(report.memory, report.peer));
   return problems;
 }
 
@@ -227,6 +240,7 @@ export function summaryLines(report: BenchReport): string[] {
       `dispatch ${v.variant}: ${int(v.median)} tasks/s (${v.ratio.toFixed(2)} of bare), peak RSS ${mib(v.peakRssBytes)}`,
     );
   }
+  lines.push(...memorySummaryLines(report.memory, report.peer));
   return lines;
 }
 
@@ -304,10 +318,14 @@ export function renderReport(report: BenchReport): string {
   for (const v of dv) {
     push(`| peak RSS, ${VARIANT_NAMES[v.variant]} | ${mib(v.peakRssBytes)} | | (reported) | |`);
   }
+  push(...memorySummaryRows(report.memory, report.peer));
   push("");
 
   if (report.semaphore) renderSemaphore(report, push);
   if (report.dispatch) renderDispatch(report, push);
+  if (report.memory) renderMemory(report.memory, push);
+  if (report.peer) renderPeer(report.peer, push, report.quick);
+  renderFindings(report.memory, report.peer, push);
   return `${out.join("\n")}\n`;
 }
 
@@ -376,7 +394,7 @@ function renderDispatch(report: BenchReport, push: (...lines: string[]) => void)
     "",
     "Processes, each its own (so the measured process's event loop is alone and its CPU and memory can be read from /proc):",
     "",
-    `- emulator: \`${dispatch.emulatorCommand}\` (loopback; its long polls of ${s.longPollSeconds} s keep the idle variants' loops cheap while another variant has its turn);`,
+    `- emulator: \`SFN_OPTIMIZE_FOR_SIZE=false ${dispatch.emulatorCommand}\` (loopback; its long polls of ${s.longPollSeconds} s keep the idle variants' loops cheap while another variant has its turn);`,
     `- instant target: \`${dispatch.targetCommand}\`, a node:http server answering every POST 200 \`{}\` once the body is read;`,
     `- bare loop: \`${run.commands.bare ?? "(not run)"}\` — ${s.loops} concurrent loops of GetActivityTask → POST to the target (node:http, keep-alive) → SendTaskSuccess with the answer, one SFNClient (its socket pool raised to ${2 * s.loops}), nothing else: no semaphore, metrics, heartbeats, outcome rules or logging;`,
     `- poller: \`${run.commands["poller-redis"] ?? run.commands.poller ?? "(not run)"}\` — the real CLI as users run it; the same with and without the \`redis:\` line (Redis semaphore / in-process semaphore), each on its own activity (\`bench-<variant>\`). Sources file of the Redis variant:`,

@@ -5,7 +5,8 @@
  *   node dist/bench/run.js                      full run (a few minutes), writes BENCHMARKS.md
  *   node dist/bench/run.js --quick              every benchmark briefly, checks the machinery works
  *                                               (no speed asserted); report to a temp file
- *   node dist/bench/run.js --only semaphore     one part (semaphore | dispatch); report to a temp file
+ *   node dist/bench/run.js --only semaphore     some parts (semaphore, dispatch, memory, peer; comma-separated);
+ *                                               report to a temp file
  *   node dist/bench/run.js --out <file>         write the report there instead
  *
  * Exits 1 when a check fails (no throughput, a task not reported, the limit exceeded, a process
@@ -17,7 +18,9 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { configureLogging } from "../src/observability/logger.ts";
 import { type DispatchVariant, runDispatchBench } from "./dispatch.ts";
-import { BENCH_DIST, BIN, Child, loadAverage, machineInfo, REPO_ROOT } from "./proc.ts";
+import { runMemoryBench } from "./memory.ts";
+import { type PeerPlan, runPeerBench } from "./peer.ts";
+import { BENCH_DIST, BIN, Child, EMULATOR_ENV, loadAverage, machineInfo, REPO_ROOT } from "./proc.ts";
 import { RedisServer } from "./redis-server.ts";
 import { type BenchReport, checkProblems, renderReport, summaryLines } from "./report.ts";
 import { type Implementation, runSemaphoreBench, type SemaphoreResult } from "./semaphore.ts";
@@ -31,8 +34,11 @@ const { values } = parseArgs({
 });
 const quick = values.quick ?? false;
 const only = values.only;
-if (only !== undefined && only !== "semaphore" && only !== "dispatch") {
-  process.stderr.write("--only takes semaphore or dispatch\n");
+const PARTS = ["semaphore", "dispatch", "memory", "peer"] as const;
+type Part = (typeof PARTS)[number];
+const onlyParts = only?.split(",");
+if (onlyParts?.some((part) => !(PARTS as readonly string[]).includes(part))) {
+  process.stderr.write(`--only takes ${PARTS.join(", ")}\n`);
   process.exit(2);
 }
 // The in-process semaphores log through the project's logger: keep the benchmark's output clean.
@@ -77,6 +83,48 @@ const DISPATCH = {
   longPollSeconds: 1,
 };
 
+const MEMORY = {
+  importRepeats: quick ? 1 : 3,
+  idleMs: quick ? 2_000 : 30_000,
+  idleLoops: 4,
+  quick,
+};
+const PEER: PeerPlan = {
+  concurrency: 10,
+  variants: quick
+    ? ["sfn-operator", "peer", "bare"]
+    : [
+        "sfn-operator",
+        "sfn-operator-v8-defaults",
+        "sfn-operator-semi2",
+        "sfn-operator-lite-mode",
+        "sfn-operator-jitless",
+        "peer",
+        "bare",
+      ],
+  // The quick run checks the machinery with the instant target only.
+  delaysMs: quick ? [0] : [0, 20],
+  warmupMs: quick ? 0 : 8_000,
+  cycles: quick ? 1 : 8,
+  settleMs: quick ? 200 : 500,
+  sliceMs: quick ? 500 : 2_000,
+  strictSlices: !quick,
+  idleSettleMs: quick ? 500 : 5_000,
+  resilience: {
+    // Short long polls, so that the shutdown measurement does not wait out AWS's 60 s ones (the
+    // report says how the figures scale); the quick run shortens everything.
+    longPollSeconds: quick ? 1 : 5,
+    // Longer than a long poll plus aws-sdk v2's retries (3, from 100 ms doubling), so that every
+    // loop of each process meets the faults whatever the phase of its poll.
+    faultMs: quick ? 3_000 : 12_000,
+    recoveryTimeoutMs: quick ? 6_000 : 30_000,
+    batch: 50,
+    batchTimeoutMs: quick ? 3_000 : 10_000,
+    shutdownVariants: quick ? ["sfn-operator"] : ["sfn-operator", "peer"],
+  },
+};
+const runs = (part: Part): boolean => onlyParts === undefined || onlyParts.includes(part);
+
 async function main(): Promise<number> {
   const startedAt = new Date();
   const started = performance.now();
@@ -94,9 +142,11 @@ async function main(): Promise<number> {
     loadEnd: "",
     semaphore: undefined,
     dispatch: undefined,
+    memory: undefined,
+    peer: undefined,
   };
   try {
-    if (only !== "dispatch") {
+    if (runs("semaphore")) {
       const results: SemaphoreResult[] = [];
       const runs = [
         ...SEMAPHORE.instanceCounts.map((instances) => ({
@@ -137,7 +187,15 @@ async function main(): Promise<number> {
       report.semaphore = { settings: SEMAPHORE, results };
     }
 
-    if (only !== "semaphore") {
+    // The emulator (short long polls, see DISPATCH) and the target are shared by dispatch and peer.
+    interface Services {
+      emulator: Child;
+      target: Child;
+      emulatorUrl: string;
+      targetUrl: string;
+    }
+    let services: Promise<Services> | undefined;
+    const startServices = async (): Promise<Services> => {
       const emulatorArgs = [
         BIN,
         "emulator",
@@ -146,12 +204,24 @@ async function main(): Promise<number> {
         "--long-poll-seconds",
         String(DISPATCH.longPollSeconds),
       ];
-      const emulator = new Child("emulator", emulatorArgs, { SFN_LOG_LEVEL: "warn" });
+      const emulator = new Child("emulator", emulatorArgs, EMULATOR_ENV);
       cleanups.push(() => emulator.stop());
       const target = new Child("target", [path.join(BENCH_DIST, "target-server.js")]);
       cleanups.push(() => target.stop());
-      const emulatorUrl = (await emulator.waitFor(/listening on (http:\/\/\S+)/))[1] as string;
-      const targetUrl = (await target.waitFor(/listening (http:\/\/\S+)/))[1] as string;
+      return {
+        emulator,
+        target,
+        emulatorUrl: (await emulator.waitFor(/listening on (http:\/\/\S+)/))[1] as string,
+        targetUrl: (await target.waitFor(/listening (http:\/\/\S+)/))[1] as string,
+      };
+    };
+    const getServices = (): Promise<Services> => {
+      services ??= startServices();
+      return services;
+    };
+
+    if (runs("dispatch")) {
+      const { emulator, target, emulatorUrl, targetUrl } = await getServices();
       say(
         `dispatch: ${DISPATCH.variants.join(", ")} (${DISPATCH.processes} process(es) each) taking turns, ${DISPATCH.cycles} cycle(s) of ${DISPATCH.sliceMs / 1000} s slices...`,
       );
@@ -180,6 +250,39 @@ async function main(): Promise<number> {
         run,
       };
     }
+
+    if (runs("memory")) {
+      const { targetUrl } = await getServices();
+      say(`memory: import costs, then idle processes for ${MEMORY.idleMs / 1000} s...`);
+      const run = await runMemoryBench({ targetUrl, redisUrl: redis.url, say }, MEMORY);
+      for (const r of run.idle) {
+        say(
+          `  idle ${r.variant.name}: RSS ${mibOf(r.atReady.rss)} at ready, ${mibOf(r.settled.rss)} settled (anonymous ${mibOf(r.settled.rssAnon)}, file ${mibOf(r.settled.rssFile)})`,
+        );
+      }
+      for (const problem of run.problems) say(`  PROBLEM: ${problem}`);
+      report.memory = { settings: MEMORY, run };
+    }
+
+    if (runs("peer")) {
+      const { emulator, target, emulatorUrl, targetUrl } = await getServices();
+      say(
+        `peer: ${PEER.variants.join(", ")} at concurrency ${PEER.concurrency}, targets of ${PEER.delaysMs.join(" and ")} ms, ${PEER.cycles} cycle(s)...`,
+      );
+      const run = await runPeerBench({ emulatorUrl, targetUrl, workDir, say }, PEER);
+      for (const r of run.resilience) {
+        say(
+          `  ${r.variant}: ${r.loopsPolling} loops polling after the faults, ${r.tasksCompleted}/${r.batch} tasks completed, SIGTERM to exit ${r.shutdownS.toFixed(1)} s`,
+        );
+      }
+      for (const problem of run.problems) say(`  PROBLEM: ${problem}`);
+      report.peer = {
+        settings: PEER,
+        emulatorCommand: emulator.command,
+        targetCommand: target.command,
+        run,
+      };
+    }
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
     fs.rmSync(workDir, { recursive: true, force: true });
@@ -191,7 +294,7 @@ async function main(): Promise<number> {
   const out =
     values.out ??
     (quick || only
-      ? path.join(os.tmpdir(), `sfn-operator-bench-${quick ? "quick" : only}.md`)
+      ? path.join(os.tmpdir(), `sfn-operator-bench-${quick ? "quick" : only?.replaceAll(",", "-")}.md`)
       : path.join(REPO_ROOT, "BENCHMARKS.md"));
   fs.writeFileSync(out, markdown);
   say("");
@@ -200,6 +303,10 @@ async function main(): Promise<number> {
   const problems = checkProblems(report);
   for (const problem of problems) say(`CHECK FAILED: ${problem}`);
   return problems.length > 0 ? 1 : 0;
+}
+
+function mibOf(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
 function say(line: string): void {
