@@ -34,8 +34,9 @@
  * changes; an epoch without `run`, from an older version, counts as another process's: one window,
  * once). The script records the epoch with a window from now to now + the caller's TTL and this
  * server's `run_id`, during which ACQUIRE grants nothing and says how long is left, while REFRESH
- * re-registers running leases (within the limit, as always) and TRANSFER hands a held permit over
- * (the count does not grow). It also publishes `reregister` on the channel, on which every process
+ * re-registers every running lease, even above the limit (holders draining a lowered limit when
+ * the data went still run their tasks; counting them only holds new grants back), and TRANSFER hands
+ * a held permit over while the count is under the limit (it does not grow). It also publishes `reregister` on the channel, on which every process
  * refreshes its leases at once. So every restart opens a window, even a quick one with persistence
  * whose leases all survived: the server cannot tell what it lost (the last second before a crash
  * with `everysec`), and a window only delays new grants by one TTL. Every live holder re-registers
