@@ -22,13 +22,12 @@
  *   NO_PROXY host, suffix, port and CIDR entries; CONNECT tunnels for https:// targets). Our agents
  *   are made without `proxyEnv`, so exactly one layer applies the proxy, on any Node.js version.
  *
- * Cost: an axios call takes more CPU than a bare node:http request (about 200 µs against 60 µs on the
- * dispatch benchmark, bench/ and BENCHMARKS.md, with an instant target); it is the price of the
- * library the users asked for, small next to any real target's work.
+ * Cost: an axios call takes more CPU than a bare node:http request (BENCHMARKS.md has the figures);
+ * it is the price of the library the users asked for, small next to any real target's work.
  */
 import http, { IncomingMessage } from "node:http";
 import https from "node:https";
-import axios, { type AxiosInstance, type AxiosResponse } from "axios";
+import type { AxiosInstance, AxiosResponse, CreateAxiosDefaults } from "axios";
 import { AWS_LIMITS } from "../api/defaults.ts";
 import { VERSION } from "../version.ts";
 import type { TargetResult } from "./outcome.ts";
@@ -96,7 +95,9 @@ export class HttpTarget {
   readonly path: string;
   /** Names of the configured headers, for logs (their values are never logged). */
   readonly headerNames: readonly string[];
-  readonly #client: AxiosInstance;
+  readonly #config: CreateAxiosDefaults;
+  /** Made at the first call: see `#axios`. */
+  #client: Promise<AxiosInstance> | undefined;
   readonly #agent: http.Agent;
   /** User-Agent and the configured headers, encoded for the wire once. */
   readonly #headers: Record<string, string | false>;
@@ -123,7 +124,7 @@ export class HttpTarget {
       "accept-encoding": false,
       "content-type": "application/json",
     };
-    this.#client = axios.create({
+    this.#config = {
       method: "POST",
       validateStatus: () => true,
       maxRedirects: 0,
@@ -145,10 +146,20 @@ export class HttpTarget {
             callback,
           ),
       },
-    });
+    };
+  }
+
+  /**
+   * The axios client, loaded at the first call rather than at start-up: a poller that waits for
+   * tasks, as most do most of the time, never holds the module in memory (BENCHMARKS.md, Memory).
+   */
+  #axios(): Promise<AxiosInstance> {
+    this.#client ??= import("axios").then(({ default: axios }) => axios.create(this.#config));
+    return this.#client;
   }
 
   async post(request: TargetRequest): Promise<TargetResult> {
+    const client = await this.#axios();
     const controller = new AbortController();
     let stopped: StopReason | undefined;
     const stop = (reason: StopReason): void => {
@@ -158,7 +169,7 @@ export class HttpTarget {
     const timer = setTimeout(() => stop("timeout"), request.timeoutMs);
     request.abandonment.listen(() => stop("abandoned"));
     try {
-      const response = await this.#client.request<unknown>({
+      const response = await client.request<unknown>({
         url: this.url,
         data: Buffer.from(request.body, "utf8"),
         // Task headers last: what the poller sets cannot be overridden by configuration.
