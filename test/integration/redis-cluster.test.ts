@@ -614,9 +614,19 @@ describe("Redis Cluster with replicas: a master fails over", function () {
       }
     };
     await until(async () => (await countOnPromoted()) === 2, 5000, "the holder's leases on the new master");
-    // The replica had the epoch, written by the old master: it opened a window of its own, since it
-    // cannot know which leases it missed (replication lag) or which expired during the failover.
-    const after = await epochOn(promoted);
+    // The replica had the epoch, written by the old master: the first script that runs on it (the
+    // holder's re-registration or the waiter's re-check, each within seconds; the replicated leases
+    // above may be counted before either) opens a window of its own, since it cannot know which
+    // leases it missed (replication lag) or which expired during the failover.
+    let after = await epochOn(promoted);
+    await until(
+      async () => {
+        after = await epochOn(promoted);
+        return after.epoch.run === after.runId;
+      },
+      5000,
+      "a script on the promoted replica to record it in the epoch",
+    );
     expect(after.epoch.run, "the epoch records the promoted replica").to.equal(after.runId);
     expect(Number(after.epoch.since), "a window opened after the failover").to.be.above(
       Number(before.epoch.until),
