@@ -16,6 +16,7 @@ import {
   SFNClient,
 } from "@aws-sdk/client-sfn";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
+import { targetPoster } from "./target-client.ts";
 
 const [activityName, targetUrl, loopsText] = process.argv.slice(2);
 const loops = Number(loopsText);
@@ -32,35 +33,11 @@ const client = new SFNClient({
     httpAgent: new http.Agent({ keepAlive: true, maxSockets: 2 * loops }),
   }),
 });
-const targetAgent = new http.Agent({ keepAlive: true, maxSockets: loops });
-const target = new URL(targetUrl);
+const post = targetPoster(targetUrl, loops);
 
 let stopping = false;
 let tasks = 0;
 let errors = 0;
-
-function post(body: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        agent: targetAgent,
-        host: target.hostname,
-        port: target.port,
-        path: target.pathname,
-        method: "POST",
-        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (chunk: Buffer) => chunks.push(chunk));
-        res.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-        res.on("error", reject);
-      },
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
-}
 
 async function loop(activityArn: string): Promise<void> {
   while (!stopping) {

@@ -11,8 +11,8 @@
  * The target call uses node:http with a keep-alive agent, as bench/bare-loop.ts does, so that the
  * comparison is about the pollers and not about the HTTP client of the task function.
  */
-import http from "node:http";
 import { createRequire } from "node:module";
+import { targetPoster } from "./target-client.ts";
 
 /** The part of step-function-worker's API used here (the package ships no types). */
 interface WorkerOptions {
@@ -48,31 +48,7 @@ const awsConfig: Record<string, unknown> = {
   ...(process.env.AWS_ENDPOINT_URL_SFN ? { endpoint: process.env.AWS_ENDPOINT_URL_SFN } : {}),
 };
 
-const targetAgent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-const target = new URL(targetUrl);
-
-function post(body: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        agent: targetAgent,
-        host: target.hostname,
-        port: target.port,
-        path: target.pathname,
-        method: "POST",
-        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (chunk: Buffer) => chunks.push(chunk));
-        res.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-        res.on("error", reject);
-      },
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
-}
+const post = targetPoster(targetUrl, concurrency);
 
 let tasks = 0;
 let errors = 0;
