@@ -117,7 +117,9 @@ const PEER: PeerPlan = {
     // Longer than a long poll plus aws-sdk v2's retries (3, from 100 ms doubling), so that every
     // loop of each process meets the faults whatever the phase of its poll.
     faultMs: quick ? 3_000 : 12_000,
-    recoveryTimeoutMs: quick ? 6_000 : 30_000,
+    // The poll loops' error backoff is capped at 30 s (src/poller/poller.ts): a loop may sleep that
+    // long after the last failure however short the faults were. The wait ends when all poll again.
+    recoveryTimeoutMs: 30_000,
     batch: 50,
     batchTimeoutMs: quick ? 3_000 : 10_000,
     shutdownVariants: quick ? ["sfn-operator"] : ["sfn-operator", "peer"],
