@@ -1,0 +1,429 @@
+/**
+ * Reconcile of one StepFunctionSource, top to bottom: get it from the cache (gone: done) -> being
+ * deleted: finalizer work, then release -> ensure the finalizer -> read the spec -> resolve the
+ * activity ARN -> find the target Service and port -> write the limit to Redis -> compute the poller
+ * Deployment and apply it when it differs -> conditions and events -> status, written only when it
+ * changed.
+ *
+ * Level-triggered and idempotent: it looks only at the current state (caches, Redis, AWS), never at
+ * the event that queued it, so any number of runs converges to the same objects. Everything that talks
+ * to the outside comes through ReconcileDeps, so this file holds decisions only.
+ */
+import type { V1Deployment, V1Service } from "@kubernetes/client-node";
+import { type StepFunctionSource, parseSourceSpec } from "../api/step-function-source.ts";
+import type { StepFunctionSourceStatus } from "../api/step-function-source.ts";
+import { describeError } from "../observability/logger.ts";
+import {
+  type ConditionStates,
+  changedConditions,
+  conditionFalse,
+  conditionTrue,
+  conditionUnknown,
+  mergeConditions,
+  pollersCondition,
+  rfc3339,
+  type SourceCondition,
+} from "./conditions.ts";
+import { desiredPollerDeployment, pollerDeploymentName, pollerReplicas } from "./poller-deployment.ts";
+import type { OperatorSettings } from "./settings.ts";
+import { isSubset } from "./subset.ts";
+
+/** The finalizer that lets the operator delete a source's Redis keys before the source goes. */
+export const FINALIZER = "sfn-operator.dev/cleanup";
+
+/** How long deletion waits for Redis before it lets the source go and leaves the keys (an event says so). */
+export const CLEANUP_GIVE_UP_MS = 2 * 60_000;
+
+/** Which Redis a source's semaphore is in: the operator's, or the source's own `spec.redis.url`. */
+export interface RedisTarget {
+  url: string;
+  /** The source's own password Secret, read by the operator when needed. */
+  passwordSecret?: { namespace: string; name: string; key: string };
+}
+
+/** Task figures the pollers publish, as last read by the status collector. */
+export interface TaskFigures {
+  inFlight: number;
+  succeeded: number;
+  failed: number;
+  lastTaskTime?: string;
+}
+
+/** A recoverable failure of an outside system: the reconcile is retried with backoff. */
+export class RetryLater extends Error {
+  override name = "RetryLater";
+}
+
+export interface ReconcileDeps {
+  settings: OperatorSettings;
+  now(): Date;
+  sources: { get(namespace: string, name: string): StepFunctionSource | undefined; list(): readonly StepFunctionSource[] };
+  services: { get(namespace: string, name: string): V1Service | undefined };
+  deployments: { get(namespace: string, name: string): V1Deployment | undefined };
+  kube: {
+    /** Sets metadata.finalizers (with the resourceVersion read: a conflict is retried). */
+    setFinalizers(source: StepFunctionSource, finalizers: string[]): Promise<void>;
+    /** Server-side apply with the operator's field manager, forcing conflicts. */
+    applyDeployment(deployment: V1Deployment): Promise<V1Deployment>;
+    writeStatus(source: StepFunctionSource, status: StepFunctionSourceStatus): Promise<void>;
+  };
+  events: {
+    record(source: StepFunctionSource, type: "Normal" | "Warning", reason: string, message: string): void;
+  };
+  /** CreateActivity, cached per region and name; throws ActivityError. */
+  resolveActivity(name: string, region: string | undefined): Promise<string>;
+  redis: {
+    /** Makes the live limit `limit` (no write when Redis already holds it). */
+    ensureLimit(target: RedisTarget, activityArn: string, limit: number): Promise<void>;
+    /** The last figures read for the ARN, undefined when none yet. */
+    figures(target: RedisTarget, activityArn: string): TaskFigures | undefined;
+    /** Why the source's Redis is not usable, undefined when it is. */
+    problem(target: RedisTarget): string | undefined;
+    deleteState(target: RedisTarget, activityArn: string): Promise<void>;
+  };
+}
+
+/** An AWS refusal of CreateActivity, already described for a condition. */
+export class ActivityError extends Error {
+  override name = "ActivityError";
+  constructor(
+    /** CamelCase reason: AccessDenied, Throttled, InvalidName, AwsError... */
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ReconcileResult {
+  requeueAfterMs?: number;
+}
+
+/** Figures of the cleanup of deleted sources whose Redis was unreachable: first failure per key. */
+const cleanupFailures = new Map<string, number>();
+
+export async function reconcileSource(
+  deps: ReconcileDeps,
+  namespace: string,
+  name: string,
+): Promise<ReconcileResult> {
+  const key = `${namespace}/${name}`;
+  // 1. Get it from the cache; gone means done (owned Deployments go by garbage collection).
+  const source = deps.sources.get(namespace, name);
+  if (source === undefined) {
+    cleanupFailures.delete(key);
+    return {};
+  }
+
+  // 2. Being deleted: clean Redis, then let it go.
+  if (source.metadata?.deletionTimestamp) {
+    await finalize(deps, source, key);
+    return {};
+  }
+
+  // 3. The finalizer first, so that no Redis key is written for a source that could vanish without it.
+  const finalizers = source.metadata?.finalizers ?? [];
+  if (!finalizers.includes(FINALIZER)) {
+    await deps.kube.setFinalizers(source, [...finalizers, FINALIZER]);
+    return {}; // the update comes back through the watch and runs this again
+  }
+
+  const generation = source.metadata?.generation;
+  const previous = source.status;
+  // 4. The spec: the API server checked its shape; the rest (duration ranges) is checked here.
+  const parsed = parseSourceSpec(source.spec);
+  if (!parsed.ok) {
+    const message = parsed.issues.map((issue) => `spec.${issue.path.join(".")}: ${issue.message}`).join("; ");
+    const states: ConditionStates = {
+      ActivityResolved: conditionUnknown("InvalidSpec", message),
+      TargetFound: conditionUnknown("InvalidSpec", message),
+      PollersAvailable: conditionUnknown("InvalidSpec", message),
+      SemaphoreHealthy: conditionUnknown("InvalidSpec", message),
+    };
+    await finish(deps, source, { ...previous, observedGeneration: generation }, states);
+    return {}; // a fixed spec is a new generation, which queues it again
+  }
+  const spec = parsed.value;
+  const redisTarget = redisTargetOf(source, deps.settings);
+
+  // 5. The activity ARN (CreateActivity is idempotent by name; cached per region and name).
+  const region = spec.region ?? deps.settings.poller.region;
+  let activityArn: string | undefined;
+  let activityState;
+  try {
+    activityArn = await deps.resolveActivity(spec.activityName, region);
+    activityState = conditionTrue("Resolved", `activity ${activityArn}`);
+  } catch (error) {
+    const reason = error instanceof ActivityError ? error.reason : "AwsError";
+    activityState = conditionFalse(reason, error instanceof Error ? error.message : String(error));
+  }
+
+  // 6. The target Service and its port.
+  const target = findTargetPort(deps.services.get(namespace, spec.target.service), spec.target, namespace);
+
+  // 7. The live limit in Redis, before the Deployment: new pollers of a raised limit then find it.
+  let semaphoreState = semaphoreCondition(deps.redis.problem(redisTarget), redisTarget);
+  if (activityArn !== undefined) {
+    try {
+      await deps.redis.ensureLimit(redisTarget, activityArn, spec.maxConcurrency);
+    } catch (error) {
+      semaphoreState = conditionFalse(
+        "RedisUnreachable",
+        `cannot write the limit to Redis (${describeError(error)}): pollers keep their last limit and take no new tasks until Redis is back; check ${redactUrl(redisTarget.url)}`,
+      );
+    }
+  }
+
+  // 8. The poller Deployment: applied only when ours differs from what runs (no write otherwise).
+  const desiredReplicas = pollerReplicas(spec);
+  const current = currentDeployment(deps, source);
+  let deployment = current.deployment;
+  if (activityArn !== undefined && target.port !== undefined && !current.foreign) {
+    const desired = desiredPollerDeployment({
+      source: {
+        apiVersion: source.apiVersion,
+        kind: source.kind,
+        name,
+        namespace,
+        uid: source.metadata?.uid ?? "",
+      },
+      spec,
+      activityArn,
+      targetPort: target.port,
+      defaults: deps.settings.poller,
+    });
+    if (deployment === undefined || !isSubset(desired, deployment)) {
+      const before = deployment;
+      deployment = await deps.kube.applyDeployment(desired);
+      recordDeploymentChange(deps, source, before, deployment, desiredReplicas);
+    }
+  }
+
+  // 9. Conditions, events for what changed, and the status.
+  const states: ConditionStates = {
+    ActivityResolved: activityState,
+    TargetFound: target.state,
+    PollersAvailable: current.foreign
+      ? conditionFalse(
+          "DeploymentNameTaken",
+          `a Deployment named ${pollerDeploymentName(name)} exists and is not this source's: delete or rename it`,
+        )
+      : activityArn === undefined || target.port === undefined
+        ? conditionUnknown("Waiting", "no pollers until the activity and the target are found")
+        : pollersCondition(deployment, desiredReplicas),
+    SemaphoreHealthy: semaphoreState,
+  };
+  const figures = activityArn !== undefined ? deps.redis.figures(redisTarget, activityArn) : undefined;
+  const ready = deployment?.status?.readyReplicas ?? 0;
+  const status: StepFunctionSourceStatus = {
+    observedGeneration: generation,
+    ...(activityArn !== undefined ? { activityArn } : previous?.activityArn !== undefined ? { activityArn: previous.activityArn } : {}),
+    desiredPollers: desiredReplicas,
+    readyPollers: ready,
+    updatedPollers: deployment?.status?.updatedReplicas ?? 0,
+    pollers: `${ready}/${desiredReplicas}`,
+    tasksInFlight: figures?.inFlight ?? previous?.tasksInFlight ?? 0,
+    tasksSucceeded: figures?.succeeded ?? previous?.tasksSucceeded ?? 0,
+    tasksFailed: figures?.failed ?? previous?.tasksFailed ?? 0,
+    ...((figures?.lastTaskTime ?? previous?.lastTaskTime) !== undefined && {
+      lastTaskTime: figures?.lastTaskTime ?? previous?.lastTaskTime,
+    }),
+  };
+  await finish(deps, source, status, states);
+
+  // AWS refusals and an unreachable Redis heal outside the cluster: nothing will queue the source
+  // again, so retry with the queue's backoff.
+  if (activityArn === undefined) throw new RetryLater(`${key}: ${activityState.message}`);
+  if (semaphoreState.status === "False") throw new RetryLater(`${key}: ${semaphoreState.message}`);
+  return {};
+}
+
+/** Merge the conditions in, record events for their transitions, write status when it changed. */
+async function finish(
+  deps: ReconcileDeps,
+  source: StepFunctionSource,
+  status: StepFunctionSourceStatus,
+  states: ConditionStates,
+): Promise<void> {
+  const previous = source.status;
+  const conditions = mergeConditions(
+    previous?.conditions as SourceCondition[] | undefined,
+    states,
+    source.metadata?.generation,
+    deps.now(),
+  );
+  for (const condition of changedConditions(previous?.conditions as SourceCondition[] | undefined, conditions)) {
+    if (condition.type === "PollersAvailable" && condition.status === "False" && condition.reason !== "NoPollersReady") continue;
+    deps.events.record(
+      source,
+      condition.status === "False" ? "Warning" : "Normal",
+      eventReason(condition),
+      condition.message,
+    );
+  }
+  const next: StepFunctionSourceStatus = { ...status, conditions };
+  if (!isSubset(next, previous ?? {}) || !isSubset(previous ?? {}, next)) {
+    await deps.kube.writeStatus(source, next);
+  }
+}
+
+/** Event reasons: the condition's reason, prefixed with what it is about when that helps. */
+function eventReason(condition: SourceCondition): string {
+  if (condition.type === "Ready") return condition.status === "True" ? "Ready" : "NotReady";
+  return condition.reason;
+}
+
+async function finalize(deps: ReconcileDeps, source: StepFunctionSource, key: string): Promise<void> {
+  const finalizers = source.metadata?.finalizers ?? [];
+  if (!finalizers.includes(FINALIZER)) return;
+  const arn = source.status?.activityArn;
+  const target = redisTargetOf(source, deps.settings);
+  // Another live source of the same activity in the same Redis shares the semaphore: keep it.
+  const shared =
+    arn !== undefined &&
+    deps.sources
+      .list()
+      .some(
+        (other) =>
+          other.metadata?.uid !== source.metadata?.uid &&
+          !other.metadata?.deletionTimestamp &&
+          other.status?.activityArn === arn &&
+          redisTargetOf(other, deps.settings).url === target.url,
+      );
+  if (arn !== undefined && !shared) {
+    try {
+      await deps.redis.deleteState(target, arn);
+      cleanupFailures.delete(key);
+    } catch (error) {
+      const first = cleanupFailures.get(key) ?? deps.now().getTime();
+      cleanupFailures.set(key, first);
+      if (deps.now().getTime() - first < CLEANUP_GIVE_UP_MS) {
+        throw new RetryLater(`${key}: cannot delete the semaphore's Redis keys yet: ${describeError(error)}`);
+      }
+      // Never hold a deletion for ever: leave the keys (they are small; the leases expire by themselves).
+      deps.events.record(
+        source,
+        "Warning",
+        "RedisCleanupAbandoned",
+        `could not delete the semaphore's Redis keys for ${Math.round(CLEANUP_GIVE_UP_MS / 1000)} s (${describeError(error)}); letting the source go and leaving them in ${redactUrl(target.url)}`,
+      );
+      cleanupFailures.delete(key);
+    }
+  }
+  await deps.kube.setFinalizers(
+    source,
+    finalizers.filter((finalizer) => finalizer !== FINALIZER),
+  );
+}
+
+/** The Redis of a source: its own `spec.redis`, else the operator's. */
+export function redisTargetOf(source: StepFunctionSource, settings: OperatorSettings): RedisTarget {
+  const own = (source.spec as { redis?: { url: string; passwordSecretRef?: { name: string; key: string } } }).redis;
+  if (own?.url) {
+    return {
+      url: own.url,
+      ...(own.passwordSecretRef && {
+        passwordSecret: { namespace: source.metadata?.namespace ?? "", ...own.passwordSecretRef },
+      }),
+    };
+  }
+  return { url: settings.redisUrl };
+}
+
+/**
+ * The Deployment of this source's name from the cache: `owned` when this source controls it. One of
+ * the same name that it does not control (someone else's, or a previous source's that garbage
+ * collection has not removed yet) is never taken over.
+ */
+function currentDeployment(
+  deps: ReconcileDeps,
+  source: StepFunctionSource,
+): { deployment?: V1Deployment; foreign: boolean } {
+  const uid = source.metadata?.uid;
+  const deployment = deps.deployments.get(
+    source.metadata?.namespace ?? "",
+    pollerDeploymentName(source.metadata?.name ?? ""),
+  );
+  if (deployment === undefined) return { foreign: false };
+  const owned = deployment.metadata?.ownerReferences?.some((owner) => owner.uid === uid && owner.controller);
+  return owned ? { deployment, foreign: false } : { foreign: true };
+}
+
+function recordDeploymentChange(
+  deps: ReconcileDeps,
+  source: StepFunctionSource,
+  before: V1Deployment | undefined,
+  after: V1Deployment,
+  replicas: number,
+): void {
+  const name = after.metadata?.name ?? "";
+  if (before === undefined) {
+    deps.events.record(source, "Normal", "DeploymentCreated", `created Deployment ${name} with ${replicas} poller(s)`);
+    return;
+  }
+  const wasReplicas = before.spec?.replicas;
+  if (wasReplicas !== undefined && wasReplicas !== replicas) {
+    deps.events.record(source, "Normal", "DeploymentScaled", `scaled Deployment ${name} from ${wasReplicas} to ${replicas} poller(s)`);
+  } else {
+    deps.events.record(source, "Normal", "DeploymentUpdated", `updated Deployment ${name}`);
+  }
+}
+
+/** TargetFound and the resolved port number. */
+export function findTargetPort(
+  service: V1Service | undefined,
+  target: { service: string; port?: number | string | undefined },
+  namespace: string,
+): { state: ReturnType<typeof conditionTrue>; port?: number } {
+  if (service === undefined) {
+    return {
+      state: conditionFalse(
+        "ServiceNotFound",
+        `Service ${target.service} not found in namespace ${namespace}: create it, or fix spec.target.service`,
+      ),
+    };
+  }
+  const ports = service.spec?.ports ?? [];
+  if (ports.length === 0) {
+    return { state: conditionFalse("ServiceHasNoPorts", `Service ${target.service} has no ports: add one`) };
+  }
+  const wanted = target.port;
+  const port =
+    wanted === undefined
+      ? ports[0]
+      : ports.find((candidate) => (typeof wanted === "number" ? candidate.port === wanted : candidate.name === wanted));
+  if (port === undefined) {
+    const known = ports.map((candidate) => (candidate.name ? `${candidate.name} (${candidate.port})` : String(candidate.port)));
+    return {
+      state: conditionFalse(
+        "PortNotFound",
+        `Service ${target.service} has no port ${JSON.stringify(wanted)} (it has ${known.join(", ")}): fix spec.target.port or the Service`,
+      ),
+    };
+  }
+  return {
+    state: conditionTrue("ServiceFound", `tasks go to Service ${target.service} port ${port.port}${port.name ? ` (${port.name})` : ""}`),
+    port: port.port,
+  };
+}
+
+function semaphoreCondition(problem: string | undefined, target: RedisTarget) {
+  if (problem === undefined) return conditionTrue("RedisReachable", `the semaphore's Redis answers (${redactUrl(target.url)})`);
+  return conditionFalse(
+    "RedisUnreachable",
+    `${problem}: pollers take no new tasks until Redis is back; check ${redactUrl(target.url)} and its password`,
+  );
+}
+
+/** A Redis URL without its password, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "<the Redis URL>";
+  }
+}
+
+export { rfc3339 };
