@@ -86,12 +86,12 @@ export interface ReconcileDeps {
 /** An AWS refusal of CreateActivity, already described for a condition. */
 export class ActivityError extends Error {
   override name = "ActivityError";
-  constructor(
-    /** CamelCase reason: AccessDenied, Throttled, InvalidName, AwsError... */
-    readonly reason: string,
-    message: string,
-  ) {
+  /** CamelCase reason: AccessDenied, Throttled, ActivityRefused, AwsError... */
+  readonly reason: string;
+
+  constructor(reason: string, message: string) {
     super(message);
+    this.reason = reason;
   }
 }
 
