@@ -21,6 +21,7 @@ export type AwsErrorCode =
   | "SerializationException"
   | "UnknownOperationException"
   | "ThrottlingException"
+  | "AccessDeniedException"
   | "InternalFailure"
   | "ServiceUnavailable";
 
@@ -29,6 +30,7 @@ const NAMESPACES: Partial<Record<AwsErrorCode, string>> = {
   SerializationException: "com.amazon.coral.service",
   UnknownOperationException: "com.amazon.coral.service",
   ThrottlingException: "com.amazon.coral.availability",
+  AccessDeniedException: "com.amazon.coral.service",
   InternalFailure: "com.amazon.coral.service",
   ServiceUnavailable: "com.amazon.coral.availability",
 };

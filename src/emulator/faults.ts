@@ -14,6 +14,7 @@ export const faultRulesSchema = z.array(
     throttleRate: z.number().min(0).max(1).optional(),
     errorRate: z.number().min(0).max(1).optional(),
     errorStatus: z.union([z.literal(500), z.literal(503)]).optional(),
+    accessDeniedRate: z.number().min(0).max(1).optional(),
     delayMs: z.number().min(0).max(600_000).optional(),
     remaining: z.number().int().min(0).optional(),
   }),
@@ -43,7 +44,7 @@ export function seededRandom(seed: number): () => number {
 }
 
 function emptyCounts(): Record<FaultKind, number> {
-  return { throttle: 0, internalFailure: 0, serviceUnavailable: 0, delay: 0 };
+  return { throttle: 0, accessDenied: 0, internalFailure: 0, serviceUnavailable: 0, delay: 0 };
 }
 
 /** The current rule list and the faults injected so far. */
@@ -104,6 +105,13 @@ export class FaultInjector {
     if (rule.throttleRate && this.#random() < rule.throttleRate) {
       this.#counts.throttle += 1;
       return new AwsError("ThrottlingException", "Rate exceeded");
+    }
+    if (rule.accessDeniedRate && this.#random() < rule.accessDeniedRate) {
+      this.#counts.accessDenied += 1;
+      return new AwsError(
+        "AccessDeniedException",
+        "User: arn:aws:iam::123456789012:user/emulator is not authorized to perform this action (injected fault)",
+      );
     }
     if (rule.errorRate && this.#random() < rule.errorRate) {
       if (rule.errorStatus === 503) {

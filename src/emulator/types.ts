@@ -95,6 +95,11 @@ export interface FaultRule {
   errorRate?: number;
   /** Status of those server errors: 500 InternalFailure (default) or 503 ServiceUnavailable. */
   errorStatus?: 500 | 503;
+  /**
+   * Share of matching requests answered 400 AccessDeniedException, 0..1: an IAM policy that does not
+   * allow the action (tests of how callers report a refusal that retrying cannot heal).
+   */
+  accessDeniedRate?: number;
   /** Delay before the request is handled (or failed), in ms. */
   delayMs?: number;
   /** How many more requests the rule applies to; unlimited when absent. Spent rules are dropped. */
@@ -102,7 +107,7 @@ export interface FaultRule {
 }
 
 /** Kinds of injected faults, as counted in the stats. */
-export type FaultKind = "throttle" | "internalFailure" | "serviceUnavailable" | "delay";
+export type FaultKind = "throttle" | "accessDenied" | "internalFailure" | "serviceUnavailable" | "delay";
 
 /** One activity's task counts in the stats. */
 export interface ActivityTaskCounts {

@@ -29,6 +29,16 @@ describe("emulator fault injection", () => {
     expect(second?.toBody().__type).to.match(/#ServiceUnavailable$/);
   });
 
+  it("answers AccessDeniedException for an access-denied rule", () => {
+    const faults = new FaultInjector();
+    faults.setRules([{ actions: ["CreateActivity"], accessDeniedRate: 1 }]);
+    const failure = faults.decide("CreateActivity").failure;
+    expect([failure?.code, failure?.status]).to.deep.equal(["AccessDeniedException", 400]);
+    expect(failure?.toBody().__type).to.match(/#AccessDeniedException$/);
+    expect(faults.decide("GetActivityTask").failure).to.equal(undefined);
+    expect(faults.counts().accessDenied).to.equal(1);
+  });
+
   it("counts down remaining and drops spent rules", () => {
     const faults = new FaultInjector();
     const rules = [{ delayMs: 10, remaining: 2 }];
