@@ -179,7 +179,11 @@ export class LeaderElector {
   /** Present exactly while leading; deadlineAt is on our clock. */
   #leading: { controller: AbortController; deadlineAt: number; deadlineTimer: unknown } | undefined;
   #end: ElectionEnd | undefined;
-  #loop: Promise<ElectionEnd> | undefined;
+  /** What run() returns: settles as soon as the election ends, even with a call still in flight. */
+  readonly #ended: Promise<ElectionEnd>;
+  #resolveEnded: (end: ElectionEnd) => void = () => {};
+  /** The loop itself: ends after its call in flight, if any, answered or timed out. */
+  #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
 
   constructor(options: LeaderElectorOptions) {
@@ -198,6 +202,9 @@ export class LeaderElector {
       identity: options.identity,
     });
     options.leaderGauge?.set({ identity: this.#identity }, 0);
+    this.#ended = new Promise((resolve) => {
+      this.#resolveEnded = resolve;
+    });
   }
 
   get isLeader(): boolean {
@@ -211,15 +218,19 @@ export class LeaderElector {
 
   /**
    * Runs the election: tries to acquire every retryPeriod; once leading, renews every retryPeriod.
-   * Resolves when leading ended on its own ("lost": the caller should exit) or after stop()/release().
+   * Resolves as soon as leading ends on its own ("lost": the caller should exit; onStoppedLeading has
+   * run) or when stop()/release() is called.
    */
   run(): Promise<ElectionEnd> {
     if (this.#loop) throw new Error("leader election: run() may be called once");
     this.#loop = this.#runLoop();
-    return this.#loop;
+    return this.#ended;
   }
 
-  /** Ends the election without releasing (a crash, as seen by the others). Resolves when the loop ended. */
+  /**
+   * Ends the election without releasing (a crash, as seen by the others). Resolves when the loop has
+   * stopped: its call in flight, if any, answered or timed out (callTimeoutMs).
+   */
   async stop(): Promise<void> {
     this.#finish("stopped", "stop requested");
     await this.#loop;
@@ -267,7 +278,7 @@ export class LeaderElector {
     return false;
   }
 
-  async #runLoop(): Promise<ElectionEnd> {
+  async #runLoop(): Promise<void> {
     this.#log.info("candidate for leadership", this.#settings);
     while (this.#end === undefined) {
       const start = this.#clock.now();
@@ -285,7 +296,6 @@ export class LeaderElector {
       // the deadline timer decides.
       await this.#sleep(this.#settings.retryPeriodMs);
     }
-    return this.#end ?? "stopped";
   }
 
   /** One try to acquire (candidate) or renew (leader): client-go's tryAcquireOrRenew. */
@@ -298,6 +308,7 @@ export class LeaderElector {
         this.#observe(this.#lease.spec);
         return { kind: "held" };
       } catch (error) {
+        if (isStatus(error, 404)) return { kind: "lost", reason: "the Lease was deleted" };
         if (!isStatus(error, 409)) return this.#failed("renew", error);
       }
     }
@@ -453,7 +464,10 @@ export class LeaderElector {
     this.#end ??= end;
     this.#wake?.();
     const leading = this.#leading;
-    if (!leading) return;
+    if (!leading) {
+      this.#resolveEnded(this.#end);
+      return;
+    }
     this.#leading = undefined;
     this.#clock.clearTimeout(leading.deadlineTimer);
     leading.controller.abort(new Error(`stopped leading: ${reason}`));
@@ -464,6 +478,7 @@ export class LeaderElector {
     } catch (error) {
       this.#log.error("onStoppedLeading failed", { error: describeError(error) });
     }
+    this.#resolveEnded(this.#end);
   }
 
   /** Waits `ms`, or less when the election ends. */
