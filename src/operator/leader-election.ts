@@ -2,10 +2,10 @@
  * Leader election of the operator on a `coordination.k8s.io/v1` Lease, with client-go's semantics
  * (`tools/leaderelection`: LeaseLock, tryAcquireOrRenew, release on shutdown).
  *
- * Hand-written because there is no sound npm library for it on client-node 2.x: the packages found
- * are written for client-node 0.x/1.x, trust the timestamps in the Lease (wrong under clock skew) or
- * do not carry the resourceVersion on every write. The whole protocol is a few rules, written down
- * here so each line below can be checked against them.
+ * Hand-written because there is no sound npm library for it on client-node 2.x (the one npm package
+ * for Lease election, @codedependant/kubernetes-leader-election 1.0.1, is built on client-node 1.x),
+ * and because the protocol is only a few rules, written down here so that each line below can be
+ * checked against them rather than trusted.
  *
  * Invariants:
  * 1. Expiry is judged on this process's monotonic clock only. A Lease held by another identity may be
@@ -31,10 +31,16 @@
  * 6. An elector runs once: run() resolves with why it ended and the elector is not reused. A leader
  *    that lost the Lease exits; the Deployment restarts it as a candidate.
  *
- * Deliberate differences from client-go: no jitter on the retry period (two candidates in lockstep
- * still have exactly one winner, by 2), a leader seeing another holder stops at once instead of at the
- * renew deadline, a leader whose Lease was deleted stops instead of re-creating it, and the written
- * leaseDurationSeconds is rounded up, never down.
+ * As in client-go, a Lease that names our own identity is renewed at once, without waiting: a
+ * restarted container of the same pod goes on. So `identity` must be unique per process (the pod name).
+ *
+ * Deliberate differences from client-go, each on the safe side: expiry waits for the longer of the
+ * record's and our own lease duration (client-go: the record's); the renew deadline counts from the
+ * start of the last successful write and is enforced by a timer (client-go: a polling loop bounded by
+ * a context); a leader seeing another holder stops at once instead of at the renew deadline; a leader
+ * whose Lease was deleted stops instead of re-creating it; the written leaseDurationSeconds is rounded
+ * up, never down; no jitter on the retry period (candidates in lockstep still have exactly one
+ * winner, by 2).
  */
 import {
   ApiException,
