@@ -116,3 +116,16 @@ export class PollerMetrics {
     this.#sampleSemaphores = sample;
   }
 }
+
+/**
+ * `sfn_operator_leader{identity}`: 1 while this operator process leads (holds the operator's Lease),
+ * else 0. Registered by whoever owns the operator's registry; the leader elector sets it.
+ */
+export function createLeaderGauge(registry: Registry): Gauge<"identity"> {
+  return new Gauge({
+    name: "sfn_operator_leader",
+    help: "1 while this operator process is the leader (holds the operator's Lease), else 0.",
+    labelNames: ["identity"],
+    registers: [registry],
+  });
+}
