@@ -69,20 +69,33 @@ export class ActivityResolver {
 }
 
 /** The condition's reason and message for a failed CreateActivity. */
-export function describeActivityError(name: string, region: string | undefined, error: unknown): ActivityError {
+export function describeActivityError(
+  name: string,
+  region: string | undefined,
+  error: unknown,
+): ActivityError {
   const code = errorCode(error);
   const where = `activity ${JSON.stringify(name)}${region ? ` in ${region}` : ""}`;
   const problem = nonHealingProblem(error);
   if (problem !== undefined) {
     const reason = problem.kind === "access" ? "AccessDenied" : "AwsConfiguration";
-    return new ActivityError(reason, `CreateActivity for ${where} failed: ${problem.summary}; ${problem.hint}`);
+    return new ActivityError(
+      reason,
+      `CreateActivity for ${where} failed: ${problem.summary}; ${problem.hint}`,
+    );
   }
   if (NAME_CODES.has(code)) {
-    return new ActivityError("ActivityRefused", `AWS refused to create ${where} (${code}): ${describeError(error)}`);
+    return new ActivityError(
+      "ActivityRefused",
+      `AWS refused to create ${where} (${code}): ${describeError(error)}`,
+    );
   }
   if (isRetryable(error)) {
     const reason = /thrott|TooManyRequests|RequestLimit/i.test(code) ? "Throttled" : "AwsUnavailable";
     return new ActivityError(reason, `CreateActivity for ${where} failed (${code}); retrying with backoff`);
   }
-  return new ActivityError("AwsError", `CreateActivity for ${where} failed (${code}): ${describeError(error)}`);
+  return new ActivityError(
+    "AwsError",
+    `CreateActivity for ${where} failed (${code}): ${describeError(error)}`,
+  );
 }

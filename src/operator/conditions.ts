@@ -43,7 +43,8 @@ const UNKNOWN = (reason: string, message: string): ConditionState => ({ status: 
 
 /** PollersAvailable from the Deployment the operator keeps (undefined: not made yet). */
 export function pollersCondition(deployment: V1Deployment | undefined, desired: number): ConditionState {
-  if (deployment === undefined) return UNKNOWN("DeploymentPending", "the poller Deployment does not exist yet");
+  if (deployment === undefined)
+    return UNKNOWN("DeploymentPending", "the poller Deployment does not exist yet");
   const name = deployment.metadata?.name ?? "";
   const ready = deployment.status?.readyReplicas ?? 0;
   const updated = deployment.status?.updatedReplicas ?? 0;
@@ -116,7 +117,9 @@ export function changedConditions(
 ): SourceCondition[] {
   return after.filter((condition) => {
     const old = before?.find((candidate) => candidate.type === condition.type);
-    return old === undefined ? condition.status !== "Unknown" : old.status !== condition.status || old.reason !== condition.reason;
+    return old === undefined
+      ? condition.status !== "Unknown"
+      : old.status !== condition.status || old.reason !== condition.reason;
   });
 }
 

@@ -5,10 +5,10 @@
  * bumps its count, as client-go's recorder does, instead of making a new object.
  */
 import { randomBytes } from "node:crypto";
-import type { CoreV1Api, CoreV1Event } from "@kubernetes/client-node";
+import { type CoreV1Api, type CoreV1Event, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import type { StepFunctionSource } from "../api/step-function-source.ts";
 import { describeError, getLogger } from "../observability/logger.ts";
-import type { CallOptions } from "./kube.ts";
+import { withTimeout } from "./kube-call.ts";
 
 const COMPONENT = "sfn-operator";
 /** Repeats within this window bump the first event's count. */
@@ -16,14 +16,14 @@ const REPEAT_WINDOW_MS = 10 * 60_000;
 
 export class EventRecorder {
   readonly #api: CoreV1Api;
-  readonly #options: CallOptions;
+  readonly #timeoutMs: number;
   readonly #instance: string;
   readonly #recent = new Map<string, { name: string; count: number; firstAt: number }>();
   readonly #log = getLogger("events");
 
-  constructor(api: CoreV1Api, options: CallOptions, instance: string) {
+  constructor(api: CoreV1Api, timeoutMs: number, instance: string) {
     this.#api = api;
-    this.#options = options;
+    this.#timeoutMs = timeoutMs;
     this.#instance = instance;
   }
 
@@ -47,9 +47,11 @@ export class EventRecorder {
     const recent = this.#recent.get(key);
     if (recent !== undefined) {
       recent.count += 1;
-      await this.#api.patchNamespacedEvent(
-        { name: recent.name, namespace, body: { count: recent.count, lastTimestamp: now } },
-        this.#options({ mergePatch: true }),
+      await withTimeout(`update event ${namespace}/${recent.name}`, this.#timeoutMs, (options) =>
+        this.#api.patchNamespacedEvent(
+          { name: recent.name, namespace, body: { count: recent.count, lastTimestamp: now } },
+          setHeaderOptions("Content-Type", PatchStrategy.MergePatch, options),
+        ),
       );
       return;
     }
@@ -62,7 +64,9 @@ export class EventRecorder {
         name: source.metadata?.name ?? "",
         namespace,
         ...(source.metadata?.uid !== undefined && { uid: source.metadata.uid }),
-        ...(source.metadata?.resourceVersion !== undefined && { resourceVersion: source.metadata.resourceVersion }),
+        ...(source.metadata?.resourceVersion !== undefined && {
+          resourceVersion: source.metadata.resourceVersion,
+        }),
       },
       type,
       reason,
@@ -75,7 +79,9 @@ export class EventRecorder {
       reportingInstance: this.#instance,
     };
     this.#recent.set(key, { name, count: 1, firstAt: now.getTime() });
-    await this.#api.createNamespacedEvent({ namespace, body: event }, this.#options());
+    await withTimeout(`create event ${namespace}/${name}`, this.#timeoutMs, (options) =>
+      this.#api.createNamespacedEvent({ namespace, body: event }, options),
+    );
   }
 
   #forgetOld(now: number): void {

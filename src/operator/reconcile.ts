@@ -10,10 +10,11 @@
  * to the outside comes through ReconcileDeps, so this file holds decisions only.
  */
 import type { V1Deployment, V1Service } from "@kubernetes/client-node";
-import { type StepFunctionSource, parseSourceSpec } from "../api/step-function-source.ts";
 import type { StepFunctionSourceStatus } from "../api/step-function-source.ts";
+import { parseSourceSpec, type StepFunctionSource } from "../api/step-function-source.ts";
 import { describeError } from "../observability/logger.ts";
 import {
+  type ConditionState,
   type ConditionStates,
   changedConditions,
   conditionFalse,
@@ -57,7 +58,10 @@ export class RetryLater extends Error {
 export interface ReconcileDeps {
   settings: OperatorSettings;
   now(): Date;
-  sources: { get(namespace: string, name: string): StepFunctionSource | undefined; list(): readonly StepFunctionSource[] };
+  sources: {
+    get(namespace: string, name: string): StepFunctionSource | undefined;
+    list(): readonly StepFunctionSource[];
+  };
   services: { get(namespace: string, name: string): V1Service | undefined };
   deployments: { get(namespace: string, name: string): V1Deployment | undefined };
   kube: {
@@ -149,7 +153,7 @@ export async function reconcileSource(
   // 5. The activity ARN (CreateActivity is idempotent by name; cached per region and name).
   const region = spec.region ?? deps.settings.poller.region;
   let activityArn: string | undefined;
-  let activityState;
+  let activityState: ConditionState;
   try {
     activityArn = await deps.resolveActivity(spec.activityName, region);
     activityState = conditionTrue("Resolved", `activity ${activityArn}`);
@@ -217,7 +221,11 @@ export async function reconcileSource(
   const ready = deployment?.status?.readyReplicas ?? 0;
   const status: StepFunctionSourceStatus = {
     observedGeneration: generation,
-    ...(activityArn !== undefined ? { activityArn } : previous?.activityArn !== undefined ? { activityArn: previous.activityArn } : {}),
+    ...(activityArn !== undefined
+      ? { activityArn }
+      : previous?.activityArn !== undefined
+        ? { activityArn: previous.activityArn }
+        : {}),
     desiredPollers: desiredReplicas,
     readyPollers: ready,
     updatedPollers: deployment?.status?.updatedReplicas ?? 0,
@@ -252,8 +260,16 @@ async function finish(
     source.metadata?.generation,
     deps.now(),
   );
-  for (const condition of changedConditions(previous?.conditions as SourceCondition[] | undefined, conditions)) {
-    if (condition.type === "PollersAvailable" && condition.status === "False" && condition.reason !== "NoPollersReady") continue;
+  for (const condition of changedConditions(
+    previous?.conditions as SourceCondition[] | undefined,
+    conditions,
+  )) {
+    if (
+      condition.type === "PollersAvailable" &&
+      condition.status === "False" &&
+      condition.reason !== "NoPollersReady"
+    )
+      continue;
     deps.events.record(
       source,
       condition.status === "False" ? "Warning" : "Normal",
@@ -318,7 +334,8 @@ async function finalize(deps: ReconcileDeps, source: StepFunctionSource, key: st
 
 /** The Redis of a source: its own `spec.redis`, else the operator's. */
 export function redisTargetOf(source: StepFunctionSource, settings: OperatorSettings): RedisTarget {
-  const own = (source.spec as { redis?: { url: string; passwordSecretRef?: { name: string; key: string } } }).redis;
+  const own = (source.spec as { redis?: { url: string; passwordSecretRef?: { name: string; key: string } } })
+    .redis;
   if (own?.url) {
     return {
       url: own.url,
@@ -358,12 +375,22 @@ function recordDeploymentChange(
 ): void {
   const name = after.metadata?.name ?? "";
   if (before === undefined) {
-    deps.events.record(source, "Normal", "DeploymentCreated", `created Deployment ${name} with ${replicas} poller(s)`);
+    deps.events.record(
+      source,
+      "Normal",
+      "DeploymentCreated",
+      `created Deployment ${name} with ${replicas} poller(s)`,
+    );
     return;
   }
   const wasReplicas = before.spec?.replicas;
   if (wasReplicas !== undefined && wasReplicas !== replicas) {
-    deps.events.record(source, "Normal", "DeploymentScaled", `scaled Deployment ${name} from ${wasReplicas} to ${replicas} poller(s)`);
+    deps.events.record(
+      source,
+      "Normal",
+      "DeploymentScaled",
+      `scaled Deployment ${name} from ${wasReplicas} to ${replicas} poller(s)`,
+    );
   } else {
     deps.events.record(source, "Normal", "DeploymentUpdated", `updated Deployment ${name}`);
   }
@@ -391,9 +418,13 @@ export function findTargetPort(
   const port =
     wanted === undefined
       ? ports[0]
-      : ports.find((candidate) => (typeof wanted === "number" ? candidate.port === wanted : candidate.name === wanted));
+      : ports.find((candidate) =>
+          typeof wanted === "number" ? candidate.port === wanted : candidate.name === wanted,
+        );
   if (port === undefined) {
-    const known = ports.map((candidate) => (candidate.name ? `${candidate.name} (${candidate.port})` : String(candidate.port)));
+    const known = ports.map((candidate) =>
+      candidate.name ? `${candidate.name} (${candidate.port})` : String(candidate.port),
+    );
     return {
       state: conditionFalse(
         "PortNotFound",
@@ -402,13 +433,17 @@ export function findTargetPort(
     };
   }
   return {
-    state: conditionTrue("ServiceFound", `tasks go to Service ${target.service} port ${port.port}${port.name ? ` (${port.name})` : ""}`),
+    state: conditionTrue(
+      "ServiceFound",
+      `tasks go to Service ${target.service} port ${port.port}${port.name ? ` (${port.name})` : ""}`,
+    ),
     port: port.port,
   };
 }
 
 function semaphoreCondition(problem: string | undefined, target: RedisTarget) {
-  if (problem === undefined) return conditionTrue("RedisReachable", `the semaphore's Redis answers (${redactUrl(target.url)})`);
+  if (problem === undefined)
+    return conditionTrue("RedisReachable", `the semaphore's Redis answers (${redactUrl(target.url)})`);
   return conditionFalse(
     "RedisUnreachable",
     `${problem}: pollers take no new tasks until Redis is back; check ${redactUrl(target.url)} and its password`,
