@@ -639,10 +639,14 @@ export const stepFunctionSourceStatusSchema = z
 
 export type StepFunctionSourceStatus = z.output<typeof stepFunctionSourceStatusSchema>;
 
-/** A StepFunctionSource as read from the API (spec parsed with parseSourceSpec before it is trusted). */
+/**
+ * A StepFunctionSource as read from the API (spec parsed with parseSourceSpec before it is trusted).
+ * apiVersion and kind are plain strings so that objects parsed from JSON fit without a cast; they are
+ * SFS_API_VERSION and SFS_KIND.
+ */
 export interface StepFunctionSource {
-  apiVersion: typeof SFS_API_VERSION;
-  kind: typeof SFS_KIND;
+  apiVersion: string;
+  kind: string;
   metadata: V1ObjectMeta;
   spec: StepFunctionSourceSpec;
   status?: StepFunctionSourceStatus;
