@@ -46,3 +46,14 @@ export const AWS_LIMITS = {
  */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point.
 export const ACTIVITY_NAME_PATTERN = /^[^\s<>{}[\]?*"#%\\^|~`$&,;:/\u0000-\u001f\u007f-\u009f]{1,80}$/;
+
+/**
+ * ACTIVITY_NAME_PATTERN for Go's RE2 (the API server checks CRD patterns with it), accepting exactly the
+ * same names (test/unit/crd.test.ts compares the two on every character of the Basic Multilingual Plane).
+ * Spelt differently because the two engines disagree: Go's `\s` is ASCII white space only, where
+ * JavaScript's is Unicode's (`\p{Z}`, U+FEFF and the ASCII controls, listed here instead), and Go has no
+ * `\uXXXX` escape (`\xHH` reads the same in both). Lengths count code points in Go and UTF-16 code units
+ * in JavaScript, so only a name with characters outside the BMP can pass one and not the other.
+ */
+export const ACTIVITY_NAME_RE2_PATTERN =
+  '^[^\\p{Z}\\x{FEFF}<>{}\\[\\]?*"#%\\\\^|~`$&,;:/\\x00-\\x1f\\x7f-\\x9f]{1,80}$';

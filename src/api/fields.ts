@@ -13,6 +13,7 @@
 import { z } from "zod";
 import {
   ACTIVITY_NAME_PATTERN,
+  ACTIVITY_NAME_RE2_PATTERN,
   AWS_LIMITS,
   DEFAULT_CONCURRENCY_PER_POLLER,
   DEFAULT_HEARTBEAT_INTERVAL,
@@ -170,7 +171,9 @@ export const activityNameSchema = z
       `must not contain ${refusedCharacters(String(issue.input)).join(", ")} (AWS refuses white space, ` +
       '< > { } [ ], wildcards ? *, control characters and " # % \\ ^ | ~ ` $ & , ; : /), ' +
       `got ${describeValue(issue.input)}`,
-  });
+  })
+  // What the CRD's schema carries: the same set of names in a spelling Go's RE2 reads the same way.
+  .meta({ pattern: ACTIVITY_NAME_RE2_PATTERN });
 
 /** Tasks in flight at once across every poller of a source. */
 export const maxConcurrencySchema = boundedInteger(1, MAX_MAX_CONCURRENCY, DEFAULT_MAX_CONCURRENCY);
@@ -247,13 +250,20 @@ export const httpBaseUrlSchema = z
     }
   });
 
+/**
+ * requestPathSchema's pattern for Go's RE2 (CRD schemas): the same paths as `/^\/\S*$/` in JavaScript,
+ * whose `\S` excludes Unicode's white space where Go's excludes ASCII's only (see ACTIVITY_NAME_RE2_PATTERN).
+ */
+export const REQUEST_PATH_RE2_PATTERN = "^/[^\\p{Z}\\x{FEFF}\\x09-\\x0d]*$";
+
 /** Request path tasks are POSTed to, relative to the target: starts with "/", no white space. */
 export const requestPathSchema = z
   .string({ error: typeError('a path such as "/step/sum"') })
   .regex(/^\/\S*$/, {
     error: (issue) =>
       `must be a path that starts with "/" and has no spaces, got ${describeValue(issue.input)}`,
-  });
+  })
+  .meta({ pattern: REQUEST_PATH_RE2_PATTERN });
 
 /**
  * URL schemes that choose Redis Cluster mode (the `+cluster` suffix, TLS or not). A scheme rather than
@@ -434,7 +444,7 @@ export function fieldIssues(schema: z.ZodType, issues: readonly z.core.$ZodIssue
  * `accept-encoding`: the answer is read uncompressed (a compressed one would be reported as invalid
  * output). The rest are hop-by-hop or framing headers that would break the connection's handling.
  */
-const RESERVED_HEADERS = new Set([
+export const RESERVED_HEADERS: ReadonlySet<string> = new Set([
   "content-type",
   "content-length",
   "host",
@@ -447,10 +457,10 @@ const RESERVED_HEADERS = new Set([
   "trailer",
   "expect",
 ]);
-const RESERVED_HEADER_PREFIX = "step-func-";
+export const RESERVED_HEADER_PREFIX = "step-func-";
 
-/** RFC 9110 field name: a token. */
-const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** RFC 9110 field name: a token. The source reads the same in Go's RE2 (CRD schemas). */
+export const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /** Whether `name` is a valid header name (a token); reserved names are valid names. */
 export function isHeaderName(name: string): boolean {
