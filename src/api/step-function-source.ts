@@ -76,11 +76,11 @@ const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[
 /** A key of a Secret's data. */
 const SECRET_KEY = /^[-._a-zA-Z0-9]+$/;
 /**
- * IANA_SVC_NAME, as Kubernetes checks a port name: lowercase letters, digits and single hyphens, not
- * at either end, with at least one letter. Written without a lookahead: the digit-only parts before the
- * first letter, the part with it, then any parts.
+ * A Service port's name, as Kubernetes checks it (a DNS-1123 label: up to 63 lowercase letters, digits
+ * and "-", alphanumeric at both ends), with at least one letter so that it never reads as a number.
+ * Written without a lookahead: digits and hyphens before the first letter, then the rest of a label.
  */
-const PORT_NAME = /^([0-9]+-)*[0-9]*[a-z][a-z0-9]*(-[a-z0-9]+)*$/;
+const PORT_NAME = /^([0-9][-0-9]*)?[a-z]([-a-z0-9]*[a-z0-9])?$/;
 /** A Kubernetes resource quantity ("100m", "96Mi", "1.5"), Kubernetes' own pattern. */
 const QUANTITY =
   /^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$/;
@@ -292,9 +292,9 @@ const portSchema = z
         }),
       patternString(
         PORT_NAME,
-        'a port name (IANA_SVC_NAME: up to 15 lowercase letters, digits and single "-", with at least ' +
-          'one letter, such as "http")',
-        15,
+        'the name of one of the Service\'s ports (up to 63 lowercase letters, digits and "-", with at ' +
+          'least one letter, such as "http")',
+        63,
       ),
     ],
     { error: expected('a port number such as 8080 or a port name such as "http"') },

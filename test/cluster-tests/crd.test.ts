@@ -119,9 +119,9 @@ const INVALID: Array<[string, unknown, RegExp]> = [
     /spec\.target\.port: Invalid value: "HTTP": spec\.target\.port in body should match/,
   ],
   [
-    "a port name longer than 15 characters",
-    { ...minimal, target: { ...target, port: "a-very-long-port-name" } },
-    /spec\.target\.port: Too long: may not be more than 15/,
+    "a port name longer than 63 characters (a Service port name is a DNS label)",
+    { ...minimal, target: { ...target, port: `http-${"a".repeat(59)}` } },
+    /spec\.target\.port: Too long: may not be more than 63/,
   ],
   [
     "a reserved header name, in another case (CEL)",

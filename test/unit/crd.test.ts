@@ -441,10 +441,10 @@ describe("parseSourceSpec", () => {
   it("takes a port name and quantities written as numbers (as strings, as client-node types them)", () => {
     const parsed = parseSourceSpec({
       ...minimal,
-      target: { ...minimal.target, port: "http" },
+      target: { ...minimal.target, port: "http-metrics-endpoint" },
       resources: { requests: { cpu: 1, memory: "96Mi" } },
     });
-    expect(parsed.ok && parsed.value.target.port).to.equal("http");
+    expect(parsed.ok && parsed.value.target.port).to.equal("http-metrics-endpoint");
     expect(parsed.ok && parsed.value.resources?.requests).to.deep.equal({ cpu: "1", memory: "96Mi" });
   });
 
@@ -484,7 +484,7 @@ describe("parseSourceSpec", () => {
       "a bad port name",
       { ...minimal, target: { ...minimal.target, port: "HTTP" } },
       "target.port",
-      /port name/,
+      /name of one of the Service's ports/,
     ],
     [
       "a reserved header, in any case",
