@@ -4,27 +4,11 @@
  * stays the same, as Kubernetes' meta.SetStatusCondition does).
  */
 import type { V1Deployment } from "@kubernetes/client-node";
+import { CONDITION_TYPES, type Condition, type ConditionType } from "../api/step-function-source.ts";
 
-export type ConditionStatus = "True" | "False" | "Unknown";
-
-export const CONDITION_TYPES = [
-  "Ready",
-  "ActivityResolved",
-  "TargetFound",
-  "PollersAvailable",
-  "SemaphoreHealthy",
-] as const;
-export type ConditionType = (typeof CONDITION_TYPES)[number];
-
+export type ConditionStatus = Condition["status"];
 /** A condition as stored in status (metav1.Condition). */
-export interface SourceCondition {
-  type: string;
-  status: ConditionStatus;
-  reason: string;
-  message: string;
-  lastTransitionTime: string;
-  observedGeneration?: number;
-}
+export type SourceCondition = Condition;
 
 /** A condition before it is stamped with times and the generation. */
 export interface ConditionState {

@@ -254,16 +254,8 @@ async function finish(
   states: ConditionStates,
 ): Promise<void> {
   const previous = source.status;
-  const conditions = mergeConditions(
-    previous?.conditions as SourceCondition[] | undefined,
-    states,
-    source.metadata?.generation,
-    deps.now(),
-  );
-  for (const condition of changedConditions(
-    previous?.conditions as SourceCondition[] | undefined,
-    conditions,
-  )) {
+  const conditions = mergeConditions(previous?.conditions, states, source.metadata?.generation, deps.now());
+  for (const condition of changedConditions(previous?.conditions, conditions)) {
     if (
       condition.type === "PollersAvailable" &&
       condition.status === "False" &&
@@ -334,8 +326,8 @@ async function finalize(deps: ReconcileDeps, source: StepFunctionSource, key: st
 
 /** The Redis of a source: its own `spec.redis`, else the operator's. */
 export function redisTargetOf(source: StepFunctionSource, settings: OperatorSettings): RedisTarget {
-  const own = (source.spec as { redis?: { url: string; passwordSecretRef?: { name: string; key: string } } })
-    .redis;
+  // Read from the object as stored (it may not have been parsed yet: deletion does not parse it).
+  const own = source.spec?.redis;
   if (own?.url) {
     return {
       url: own.url,
