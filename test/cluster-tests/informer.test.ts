@@ -161,6 +161,47 @@ describe("resilient informer (real API server)", () => {
     expect(relists).to.be.at.least(1);
   });
 
+  it("gives a list that hangs a deadline of its own, and restarts", async () => {
+    const cluster = testCluster();
+    const ns = await createNamespace(cluster, "deadline");
+    await create(ns, "a");
+    const recorder = new Recorder();
+    let lists = 0;
+    let firstSignal: AbortSignal | undefined;
+    const informer = namespacedInformer(ns, recorder, {
+      list: ({ labelSelector, signal }) => {
+        lists += 1;
+        if (lists === 1) {
+          // An API server that accepted the request and never answers.
+          firstSignal = signal;
+          return new Promise(() => {});
+        }
+        return core.listNamespacedConfigMap({ namespace: ns, labelSelector }, signalOptions(signal));
+      },
+      listTimeoutMs: 300,
+      restartBaseMs: 50,
+    });
+    informer.start();
+    expect(await informer.waitForSync()).to.equal(true);
+    expect(lists).to.equal(2);
+    expect(firstSignal?.aborted, "the hung call was told to give up").to.equal(true);
+    expect(informer.restarts).to.equal(1);
+    expect(names(informer.list(ns))).to.deep.equal(["a"]);
+  });
+
+  it("signalOptions aborts a client-node request", async () => {
+    const controller = new AbortController();
+    controller.abort(new Error("given up"));
+    let failure: unknown;
+    try {
+      await core.listNamespace({}, signalOptions(controller.signal));
+    } catch (error) {
+      failure = error;
+    }
+    expect(failure).to.be.instanceOf(Error);
+    expect((failure as Error).message).to.equal("given up");
+  });
+
   it("restarts by itself after the API server restarts, and catches up with what changed meanwhile", async function () {
     const cluster = testCluster();
     if (cluster.kind !== "local") this.skip();
