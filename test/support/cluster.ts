@@ -30,6 +30,7 @@ import { createPki } from "./cluster-pki.ts";
 import {
   freePort,
   isRunning,
+  killProcessesSync,
   type ProcessRecord,
   type Started,
   startProcess,
@@ -77,6 +78,16 @@ export interface TestCluster {
    * folder is removed too, unless `keepFiles` (a failed run keeps its logs).
    */
   stop(options?: { keepFiles?: boolean }): Promise<void>;
+  /**
+   * Stops the kube-apiserver alone (etcd, controllers and kwok keep running), for robustness tests:
+   * SIGTERM (a graceful shutdown, as in an upgrade), or SIGKILL with `kill` (a crash). Local clusters
+   * only: an existing cluster throws, so such tests skip when `kind !== "local"`.
+   */
+  stopApiServer(options?: { kill?: boolean }): Promise<void>;
+  /** Starts the kube-apiserver stopped by {@link stopApiServer} again, and waits for its /readyz. */
+  startApiServer(options?: { timeoutMs?: number }): Promise<void>;
+  /** {@link stopApiServer} then {@link startApiServer}. */
+  restartApiServer(options?: { kill?: boolean; timeoutMs?: number }): Promise<void>;
 }
 
 /** The state file of a local cluster (`<dir>/state.json`). */
@@ -86,6 +97,8 @@ export interface ClusterState {
   server: string;
   binDir: string;
   processes: ProcessRecord[];
+  /** The kube-apiserver's arguments, to start it again alone (LocalCluster.startApiServer). */
+  apiserverArgs?: string[];
   /** Set once every component is ready. */
   readyAt?: string;
 }
@@ -387,7 +400,8 @@ export async function startLocalCluster(options: StartOptions): Promise<LocalClu
     );
     log(`etcd ready (${elapsed()})`);
 
-    const apiserverProcess = await start("kube-apiserver", apiserverArgs(dir, pki, ports));
+    state.apiserverArgs = apiserverArgs(dir, pki, ports);
+    const apiserverProcess = await start("kube-apiserver", state.apiserverArgs);
     // Component kubeconfigs are written while the apiserver starts.
     const caPem = await fs.readFile(pki.ca.cert, "utf8");
     const kubeconfigFor = async (
@@ -528,19 +542,23 @@ export async function runningCluster(dir: string): Promise<LocalCluster | undefi
   if (!state?.readyAt || state.processes.length !== COMPONENTS.length || !state.processes.every(isRunning)) {
     return undefined;
   }
-  const pki = path.join(dir, "pki");
-  const tls = {
-    ca: path.join(pki, "ca.crt"),
-    cert: path.join(pki, "admin.crt"),
-    key: path.join(pki, "admin.key"),
-  };
   try {
-    return (await request(`${state.server}/readyz`, tls)).status === 200
+    return (await request(`${state.server}/readyz`, adminTls(dir))).status === 200
       ? new LocalCluster(state)
       : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** The admin client certificate of the cluster in `dir` (written by createPki). */
+function adminTls(dir: string): TlsFiles {
+  const pki = path.join(dir, "pki");
+  return {
+    ca: path.join(pki, "ca.crt"),
+    cert: path.join(pki, "admin.crt"),
+    key: path.join(pki, "admin.key"),
+  };
 }
 
 /** Control plane processes started by this harness (see {@link startLocalCluster}). */
@@ -584,6 +602,56 @@ export class LocalCluster implements TestCluster {
     await stopCluster(this.state.dir);
     if (this.ephemeral && !options.keepFiles) await fs.rm(this.state.dir, { recursive: true, force: true });
   }
+
+  /** etcd's client URL (tests that must change what the API server cannot, e.g. while it is down). */
+  get etcdUrl(): string {
+    const flag = this.state.apiserverArgs?.find((arg) => arg.startsWith("--etcd-servers="));
+    if (!flag) throw new Error(`${this.state.dir}: no apiserver arguments recorded; start the cluster again`);
+    return flag.slice("--etcd-servers=".length);
+  }
+
+  #apiserverIndex(): number {
+    const index = this.state.processes.findIndex((p) => p.component === "kube-apiserver");
+    if (index < 0) throw new Error(`${this.state.dir}: no kube-apiserver recorded`);
+    return index;
+  }
+
+  async stopApiServer(options: { kill?: boolean } = {}): Promise<void> {
+    const record = this.state.processes[this.#apiserverIndex()] as ProcessRecord;
+    if (options.kill) {
+      killProcessesSync([record]);
+      const deadline = Date.now() + 10_000;
+      while (isRunning(record) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    } else {
+      // It stops listening at once on SIGTERM, then drains its connections for longer than a test
+      // wants to wait (over 15 s): SIGKILL after 5 s.
+      await stopProcesses([record], 5_000);
+    }
+    if (isRunning(record)) throw new Error(`kube-apiserver (pid ${record.pid}) did not stop`);
+  }
+
+  async startApiServer(options: { timeoutMs?: number } = {}): Promise<void> {
+    const index = this.#apiserverIndex();
+    const record = this.state.processes[index] as ProcessRecord;
+    if (isRunning(record)) throw new Error(`kube-apiserver (pid ${record.pid}) is running: stop it first`);
+    const args = this.state.apiserverArgs;
+    if (!args) throw new Error(`${this.state.dir}: no apiserver arguments recorded; start the cluster again`);
+    // Same binary, arguments (ports, certificates, etcd) and log file as startLocalCluster's.
+    const started = await startProcess(record.component, record.bin, args, record.log);
+    this.state.processes[index] = started.record;
+    await writeState(this.state);
+    await waitFor(
+      "kube-apiserver /readyz after its restart",
+      async () => (await request(`${this.server}/readyz`, adminTls(this.state.dir))).status === 200,
+      [started],
+      options.timeoutMs ?? 60_000,
+    );
+  }
+
+  async restartApiServer(options: { kill?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    await this.stopApiServer(options.kill ? { kill: true } : {});
+    await this.startApiServer(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {});
+  }
 }
 
 /** The cluster that KUBECONFIG names (SFN_TEST_USE_EXISTING_CLUSTER=1): used as is, never stopped. */
@@ -618,6 +686,24 @@ export class ExistingCluster implements TestCluster {
   async stop(): Promise<void> {
     await fs.rm(this.scratch, { recursive: true, force: true });
   }
+
+  stopApiServer(): Promise<void> {
+    return Promise.reject(notOnExisting("stopping the API server"));
+  }
+
+  startApiServer(): Promise<void> {
+    return Promise.reject(notOnExisting("starting the API server"));
+  }
+
+  restartApiServer(): Promise<void> {
+    return Promise.reject(notOnExisting("restarting the API server"));
+  }
+}
+
+function notOnExisting(what: string): Error {
+  return new Error(
+    `${what} is not supported on an existing cluster: skip such tests when cluster.kind !== "local"`,
+  );
 }
 
 /**
