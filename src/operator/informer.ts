@@ -45,8 +45,8 @@ import {
 } from "@kubernetes/client-node";
 import { describeError, getLogger, type Logger } from "../observability/logger.ts";
 import { Backoff } from "../util/backoff.ts";
-import { withTimeout } from "./api-timeout.ts";
 import type { ControllerMetrics } from "./controller-metrics.ts";
+import { withDeadline } from "./kube-call.ts";
 
 /** What the list function gets: the informer's selectors (so list and watch agree) and a deadline. */
 export interface InformerListOptions {
@@ -259,7 +259,7 @@ export class ResilientInformer<T extends KubernetesObject> {
   /** The list function ListWatch calls; also diffs the result into our cache and re-delivers. */
   async #list(listWatch: ListWatch<T>): Promise<KubernetesListObject<T>> {
     const { labelSelector, fieldSelector } = this.#options;
-    const list = await withTimeout(`listing ${this.name}`, this.#listTimeoutMs, (signal) =>
+    const list = await withDeadline(`listing ${this.name}`, this.#listTimeoutMs, (signal) =>
       this.#options.list({
         ...(labelSelector !== undefined ? { labelSelector } : {}),
         ...(fieldSelector !== undefined ? { fieldSelector } : {}),

@@ -34,11 +34,15 @@ export class KubeCallTimeoutError extends Error {
 }
 
 /**
- * Per-call options that attach `signal` to the request. The middleware is appended, so the client's
- * own (the User-Agent header) still runs. The object-parameter API (what `makeApiClient` returns)
- * runs Observable-style middleware (client-node's own small Observable, not rxjs).
+ * Per-call options that attach `signal` to the request, added to `options` (combine with
+ * `setHeaderOptions` the same way). The middleware is appended, so the client's own (the User-Agent
+ * header) still runs. The object-parameter API (what `makeApiClient` returns) runs Observable-style
+ * middleware (client-node's own small Observable, not rxjs).
  */
-function signalOptions(signal: AbortSignal): ConfigurationOptions {
+export function signalOptions(
+  signal: AbortSignal,
+  options?: ConfigurationOptions<ObservableMiddleware>,
+): ConfigurationOptions<ObservableMiddleware> {
   const attachSignal: ObservableMiddleware = {
     pre: (context: RequestContext) => {
       context.setSignal(signal);
@@ -46,18 +50,23 @@ function signalOptions(signal: AbortSignal): ConfigurationOptions {
     },
     post: (context: ResponseContext) => new Observable(Promise.resolve(context)),
   };
-  return { middleware: [attachSignal], middlewareMergeStrategy: "append" };
+  return {
+    ...options,
+    middleware: [...(options?.middleware ?? []), attachSignal],
+    middlewareMergeStrategy: "append",
+  };
 }
 
 /**
- * Runs `call` (one API request, given the options to pass to it) with a timeout: after `timeoutMs`
- * the request is aborted and the promise rejects with a {@link KubeCallTimeoutError} naming `what`.
- * Example: `withTimeout("read Lease ns/x", 5000, (o) => api.readNamespacedLease({ name, namespace }, o))`.
+ * Runs `call` with a signal that aborts after `timeoutMs`, and rejects with a
+ * {@link KubeCallTimeoutError} naming `what` at that moment even if the call ignores its signal.
+ * For calls that are not a single request (an informer's list function), or that pass the signal on
+ * themselves with {@link signalOptions}.
  */
-export async function withTimeout<T>(
+export async function withDeadline<T>(
   what: string,
   timeoutMs: number,
-  call: (options: ConfigurationOptions) => Promise<T>,
+  call: (signal: AbortSignal) => Promise<T>,
   timers: Timers = realTimers,
 ): Promise<T> {
   const controller = new AbortController();
@@ -69,7 +78,7 @@ export async function withTimeout<T>(
       reject(error);
     }, timeoutMs);
   });
-  const answer = Promise.resolve().then(() => call(signalOptions(controller.signal)));
+  const answer = Promise.resolve().then(() => call(controller.signal));
   // After a timeout the aborted request still rejects; that failure is already reported.
   answer.catch(() => {});
   try {
@@ -77,4 +86,18 @@ export async function withTimeout<T>(
   } finally {
     timers.clearTimeout(timer);
   }
+}
+
+/**
+ * Runs `call` (one API request, given the options to pass to it) with a timeout: after `timeoutMs`
+ * the request is aborted and the promise rejects with a {@link KubeCallTimeoutError} naming `what`.
+ * Example: `withTimeout("read Lease ns/x", 5000, (o) => api.readNamespacedLease({ name, namespace }, o))`.
+ */
+export function withTimeout<T>(
+  what: string,
+  timeoutMs: number,
+  call: (options: ConfigurationOptions) => Promise<T>,
+  timers: Timers = realTimers,
+): Promise<T> {
+  return withDeadline(what, timeoutMs, (signal) => call(signalOptions(signal)), timers);
 }

@@ -7,9 +7,9 @@
 import { CoreV1Api, KubeConfig, type V1ConfigMap } from "@kubernetes/client-node";
 import { expect } from "chai";
 import { Registry } from "prom-client";
-import { signalOptions } from "../../src/operator/api-timeout.ts";
 import { ControllerMetrics } from "../../src/operator/controller-metrics.ts";
 import { type InformerOptions, ResilientInformer } from "../../src/operator/informer.ts";
+import { signalOptions } from "../../src/operator/kube-call.ts";
 import type { LocalCluster } from "../support/cluster.ts";
 import { testCluster } from "../support/cluster-hooks.ts";
 import { createNamespace, eventually } from "./helpers.ts";
