@@ -484,6 +484,29 @@ describe("poller Deployment", () => {
     });
   });
 
+  describe("no write when nothing changed", () => {
+    it("is a subset of what the API server returns for it, empty lists and maps included", () => {
+      const desired = desiredPollerDeployment(
+        input({ nodeSelector: {}, tolerations: [], affinity: {}, podLabels: {}, podAnnotations: {} }),
+      );
+      // What comes back: the same object with Go's omitempty applied to the empty map and list, and
+      // defaults filled in.
+      const returned = structuredClone(desired);
+      const pod = returned.spec?.template.spec;
+      if (pod === undefined) throw new Error("no pod spec");
+      delete pod.nodeSelector;
+      delete pod.tolerations;
+      pod.dnsPolicy = "ClusterFirst";
+      pod.restartPolicy = "Always";
+      for (const variable of pod.containers[0]?.env ?? []) {
+        if (variable.valueFrom?.fieldRef) variable.valueFrom.fieldRef.apiVersion = "v1";
+      }
+      returned.metadata = { ...returned.metadata, resourceVersion: "7", generation: 1 };
+      returned.status = { observedGeneration: 1, replicas: 4 };
+      expect(isSubset(desired, returned)).to.equal(true);
+    });
+  });
+
   describe("pod spec", () => {
     it("gives a stopping poller a long poll plus the request timeout plus 15 s", () => {
       for (const [timeout, seconds] of [
