@@ -9,8 +9,8 @@
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { V1ResourceRequirements } from "@kubernetes/client-node";
-import { describeValue, redisUrlSchema, regionSchema } from "../api/fields.ts";
 import { DurationError, parseDuration } from "../api/duration.ts";
+import { describeValue, redisUrlSchema, regionSchema } from "../api/fields.ts";
 import { redisSettingsFromEnv } from "../semaphore/redis/settings.ts";
 
 /** A Secret key in the namespace of each source: `name:key`. */
@@ -97,7 +97,7 @@ export const OPERATOR_SETTINGS: readonly OperatorSettingDoc[] = [
       "Redis of the semaphores (redis://, rediss://, redis+cluster://), as the operator and the pollers reach it. " +
       "SFN_REDIS_PASSWORD, SFN_REDIS_CLUSTER, SFN_REDIS_SENTINELS, SFN_REDIS_SENTINEL_MASTER and " +
       "SFN_REDIS_LEASE_TTL work as for the poller and are passed on to the pollers (the password through " +
-      "SFN_POLLER_REDIS_PASSWORD_SECRET).",
+      "SFN_POLLER_REDIS_PASSWORD_SECRET). No password in the URL: the pollers get it in plain text.",
     default: "required",
   },
   {
@@ -128,7 +128,8 @@ export const OPERATOR_SETTINGS: readonly OperatorSettingDoc[] = [
   {
     env: "SFN_POLLER_SERVICE_ACCOUNT",
     flag: "--poller-service-account",
-    description: "ServiceAccount of poller pods whose source sets no `spec.serviceAccountName` (IRSA, Pod Identity).",
+    description:
+      "ServiceAccount of poller pods whose source sets no `spec.serviceAccountName` (IRSA, Pod Identity).",
     default: "the namespace's `default`",
   },
   {
@@ -176,7 +177,8 @@ export const OPERATOR_SETTINGS: readonly OperatorSettingDoc[] = [
   {
     env: "SFN_RENEW_DEADLINE",
     flag: "--renew-deadline",
-    description: "How long the leader tries to renew before it stops and exits (less than the lease duration).",
+    description:
+      "How long the leader tries to renew before it stops and exits (less than the lease duration).",
     default: "10s",
   },
   {
@@ -249,7 +251,11 @@ export function operatorSettingsFrom(
   const duration = (variable: string): number => {
     const text = read(variable) ?? fallback(variable);
     try {
-      return parseDuration(text);
+      const ms = parseDuration(text);
+      // 0 would be a busy loop (retry, status), an instant timeout, or a lease nobody can hold.
+      if (ms > 0) return ms;
+      problem(variable, `must be longer than 0, got ${describeValue(text)}`);
+      return Number.NaN;
     } catch (error) {
       if (!(error instanceof DurationError)) throw error;
       problem(variable, error.message);
@@ -275,7 +281,8 @@ export function operatorSettingsFrom(
 
   const image = read("SFN_POLLER_IMAGE");
   if (image === undefined) problem("SFN_POLLER_IMAGE", "is required: the image of the poller Deployments");
-  else if (/\s/.test(image)) problem("SFN_POLLER_IMAGE", `must be an image reference, got ${describeValue(image)}`);
+  else if (/\s/.test(image))
+    problem("SFN_POLLER_IMAGE", `must be an image reference, got ${describeValue(image)}`);
 
   const redisUrl = read("SFN_REDIS_URL");
   const redisEnv: Record<string, string> = {};
@@ -287,7 +294,14 @@ export function operatorSettingsFrom(
   } else {
     const parsed = redisUrlSchema.safeParse(redisUrl);
     if (!parsed.success) problem("SFN_REDIS_URL", parsed.error.issues[0]?.message ?? "is not a Redis URL");
-    else {
+    else if (new URL(redisUrl).password !== "") {
+      // The pollers get this URL in their Deployments' plain environment, readable by anyone who may
+      // read Deployments in a source's namespace.
+      problem(
+        "SFN_REDIS_URL",
+        `must not contain a password (the poller Deployments get this URL in plain text): give it in SFN_REDIS_PASSWORD, and to the pollers with ${labelOf("SFN_POLLER_REDIS_PASSWORD_SECRET")}`,
+      );
+    } else {
       for (const { setting, message } of redisSettingsFromEnv(redisUrl, env, "SFN_REDIS_URL").problems) {
         problems.push(`${setting === "SFN_REDIS_URL" ? labelOf(setting) : setting}: ${message}`);
       }
@@ -313,15 +327,25 @@ export function operatorSettingsFrom(
   }
 
   const namespace =
-    read("SFN_NAMESPACE") ?? env.POD_NAMESPACE?.trim() ?? serviceAccountNamespace() ?? "default";
-  if (!DNS_LABEL.test(namespace)) problem("SFN_NAMESPACE", `must be a namespace name, got ${describeValue(namespace)}`);
+    read("SFN_NAMESPACE") ??
+    (env.POD_NAMESPACE?.trim() || undefined) ??
+    serviceAccountNamespace() ??
+    "default";
+  if (!DNS_LABEL.test(namespace))
+    problem("SFN_NAMESPACE", `must be a namespace name, got ${describeValue(namespace)}`);
 
-  const watchNamespaces = (read("SFN_WATCH_NAMESPACES") ?? "")
-    .split(",")
-    .map((name) => name.trim())
-    .filter((name) => name !== "");
+  // Once each: a namespace named twice would get two informers (every event twice) and two Roles.
+  const watchNamespaces = [
+    ...new Set(
+      (read("SFN_WATCH_NAMESPACES") ?? "")
+        .split(",")
+        .map((name) => name.trim())
+        .filter((name) => name !== ""),
+    ),
+  ];
   for (const name of watchNamespaces) {
-    if (!DNS_LABEL.test(name)) problem("SFN_WATCH_NAMESPACES", `${describeValue(name)} is not a namespace name`);
+    if (!DNS_LABEL.test(name))
+      problem("SFN_WATCH_NAMESPACES", `${describeValue(name)} is not a namespace name`);
   }
 
   const region = read("SFN_REGION") ?? (env.AWS_REGION?.trim() || undefined);
@@ -332,7 +356,10 @@ export function operatorSettingsFrom(
 
   const serviceAccountName = read("SFN_POLLER_SERVICE_ACCOUNT");
   if (serviceAccountName !== undefined && !DNS_SUBDOMAIN.test(serviceAccountName)) {
-    problem("SFN_POLLER_SERVICE_ACCOUNT", `must be a ServiceAccount name, got ${describeValue(serviceAccountName)}`);
+    problem(
+      "SFN_POLLER_SERVICE_ACCOUNT",
+      `must be a ServiceAccount name, got ${describeValue(serviceAccountName)}`,
+    );
   }
 
   let resources = DEFAULT_RESOURCES;
@@ -344,32 +371,50 @@ export function operatorSettingsFrom(
   }
 
   const pullPolicy = read("SFN_POLLER_IMAGE_PULL_POLICY") ?? "IfNotPresent";
-  const imagePullPolicy = (["Always", "IfNotPresent", "Never"] as const).find((policy) => policy === pullPolicy);
+  const imagePullPolicy = (["Always", "IfNotPresent", "Never"] as const).find(
+    (policy) => policy === pullPolicy,
+  );
   if (imagePullPolicy === undefined) {
-    problem("SFN_POLLER_IMAGE_PULL_POLICY", `must be Always, IfNotPresent or Never, got ${describeValue(pullPolicy)}`);
+    problem(
+      "SFN_POLLER_IMAGE_PULL_POLICY",
+      `must be Always, IfNotPresent or Never, got ${describeValue(pullPolicy)}`,
+    );
   }
 
   const awsEndpointUrl = read("SFN_POLLER_AWS_ENDPOINT_URL");
   if (awsEndpointUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(awsEndpointUrl)) {
-    problem("SFN_POLLER_AWS_ENDPOINT_URL", `must be an http:// or https:// URL, got ${describeValue(awsEndpointUrl)}`);
+    problem(
+      "SFN_POLLER_AWS_ENDPOINT_URL",
+      `must be an http:// or https:// URL, got ${describeValue(awsEndpointUrl)}`,
+    );
   }
 
   const logLevel = read("SFN_POLLER_LOG_LEVEL") ?? "info";
   if (!["error", "warn", "info", "debug"].includes(logLevel)) {
-    problem("SFN_POLLER_LOG_LEVEL", `must be one of error, warn, info, debug, got ${describeValue(logLevel)}`);
+    problem(
+      "SFN_POLLER_LOG_LEVEL",
+      `must be one of error, warn, info, debug, got ${describeValue(logLevel)}`,
+    );
   }
 
   const leaseName = read("SFN_LEASE_NAME") ?? "sfn-operator";
-  if (!DNS_SUBDOMAIN.test(leaseName)) problem("SFN_LEASE_NAME", `must be a Lease name, got ${describeValue(leaseName)}`);
+  if (!DNS_SUBDOMAIN.test(leaseName))
+    problem("SFN_LEASE_NAME", `must be a Lease name, got ${describeValue(leaseName)}`);
   const leaseDurationMs = duration("SFN_LEASE_DURATION");
   const renewDeadlineMs = duration("SFN_RENEW_DEADLINE");
   const retryPeriodMs = duration("SFN_RETRY_PERIOD");
   // client-go's rule: the leader must give up before a standby may take over, with retries in between.
   if (leaseDurationMs <= renewDeadlineMs) {
-    problem("SFN_LEASE_DURATION", "must be longer than SFN_RENEW_DEADLINE (a standby must not take over a leader still renewing)");
+    problem(
+      "SFN_LEASE_DURATION",
+      `must be longer than ${labelOf("SFN_RENEW_DEADLINE")} (a standby must not take over a leader still renewing)`,
+    );
   }
   if (renewDeadlineMs <= 1.2 * retryPeriodMs) {
-    problem("SFN_RENEW_DEADLINE", "must be longer than 1.2 x SFN_RETRY_PERIOD (time for at least one retry)");
+    problem(
+      "SFN_RENEW_DEADLINE",
+      `must be longer than 1.2 x ${labelOf("SFN_RETRY_PERIOD")} (time for at least one retry)`,
+    );
   }
 
   const settings: OperatorSettings = {
@@ -428,7 +473,8 @@ export function resourcesFromJson(text: string): V1ResourceRequirements | string
   }
   const result: V1ResourceRequirements = {};
   for (const [section, quantities] of Object.entries(value)) {
-    if (section !== "requests" && section !== "limits") return `unknown key ${JSON.stringify(section)} (requests, limits)`;
+    if (section !== "requests" && section !== "limits")
+      return `unknown key ${JSON.stringify(section)} (requests, limits)`;
     if (typeof quantities !== "object" || quantities === null || Array.isArray(quantities)) {
       return `${section} must be an object of quantities`;
     }
