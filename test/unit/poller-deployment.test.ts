@@ -485,9 +485,16 @@ describe("poller Deployment", () => {
   });
 
   describe("no write when nothing changed", () => {
-    it("is a subset of what the API server returns for it, empty lists and maps included", () => {
+    it("is a subset of what the API server returns for it: empty lists and maps, canonical quantities", () => {
       const desired = desiredPollerDeployment(
-        input({ nodeSelector: {}, tolerations: [], affinity: {}, podLabels: {}, podAnnotations: {} }),
+        input({
+          nodeSelector: {},
+          tolerations: [],
+          affinity: {},
+          podLabels: {},
+          podAnnotations: {},
+          resources: { requests: { cpu: "0.5", memory: "1024Mi" }, limits: { memory: "1.5Gi" } },
+        }),
       );
       // What comes back: the same object with Go's omitempty applied to the empty map and list, and
       // defaults filled in.
@@ -496,6 +503,10 @@ describe("poller Deployment", () => {
       if (pod === undefined) throw new Error("no pod spec");
       delete pod.nodeSelector;
       delete pod.tolerations;
+      // Quantities come back in canonical form.
+      const poller = pod.containers[0];
+      if (poller === undefined) throw new Error("no container");
+      poller.resources = { requests: { cpu: "500m", memory: "1Gi" }, limits: { memory: "1536Mi" } };
       pod.dnsPolicy = "ClusterFirst";
       pod.restartPolicy = "Always";
       for (const variable of pod.containers[0]?.env ?? []) {

@@ -126,6 +126,56 @@ describe("isSubset", () => {
     expect(isSubset({ affinity: { nodeAffinity: {} } }, {})).to.equal(false);
   });
 
+  it("matches quantities in the API server's canonical form by value", () => {
+    const resources = (requests: Record<string, unknown>, limits: Record<string, unknown> = {}) => ({
+      spec: { containers: [{ name: "poller", resources: { requests, limits } }] },
+    });
+    const pairs: Array<[unknown, string]> = [
+      ["0.5", "500m"],
+      [0.5, "500m"],
+      [".5", "500m"],
+      ["1000m", "1"],
+      [1, "1"],
+      ["1024Mi", "1Gi"],
+      ["1.5Gi", "1536Mi"],
+      ["0.5Gi", "512Mi"],
+      ["1e3", "1k"],
+      ["1000", "1k"],
+      ["100M", "100M"],
+      ["128974848", "128974848"],
+    ];
+    for (const [sent, returned] of pairs) {
+      expect(
+        isSubset(resources({ cpu: sent }), resources({ cpu: returned })),
+        `${sent} ~ ${returned}`,
+      ).to.equal(true);
+      expect(isSubset(resources({}, { memory: sent }), resources({}, { memory: returned }))).to.equal(true);
+    }
+    for (const [sent, returned] of [
+      ["0.5", "501m"],
+      ["1Gi", "1G"],
+      ["1Ki", "1k"],
+      ["100m", "100"],
+      ["1", "lots"],
+    ] as const) {
+      expect(
+        isSubset(resources({ cpu: sent }), resources({ cpu: returned })),
+        `${sent} vs ${returned}`,
+      ).to.equal(false);
+    }
+    expect(isSubset({ emptyDir: { sizeLimit: "0.0625Gi" } }, { emptyDir: { sizeLimit: "64Mi" } })).to.equal(
+      true,
+    );
+    expect(isSubset({ emptyDir: { sizeLimit: "64Mi" } }, { emptyDir: { sizeLimit: "65Mi" } })).to.equal(
+      false,
+    );
+    // Only where quantities live: an environment value "1" is not "1000m".
+    expect(isSubset({ env: [{ name: "A", value: "1" }] }, { env: [{ name: "A", value: "1000m" }] })).to.equal(
+      false,
+    );
+    expect(isSubset({ value: "0.5" }, { value: "500m" })).to.equal(false);
+  });
+
   it("compares a status both ways, as reconcile does, to find any change", () => {
     const same = (a: object, b: object): boolean => isSubset(a, b) && isSubset(b, a);
     const status = {
