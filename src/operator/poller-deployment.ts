@@ -9,6 +9,12 @@
  *   (SFN_LIMIT_FROM_REDIS), so a limit change is a scale of `replicas` and never rolls the pods.
  * - Output must be deterministic (same input, same object, same order), or every reconcile would
  *   write and roll.
+ * - The Deployment carries a hash of everything else in it (APPLIED_HASH_ANNOTATION). Reconcile
+ *   decides whether to apply with isSubset(desired, actual), which ignores fields only `actual` has;
+ *   without the hash, a field the operator stops setting (a podLabel, nodeSelector or
+ *   serviceAccountName removed from the spec) would never be applied away, since what remains is still
+ *   a subset. With it, any change of the desired object changes an annotation, so it is applied, and
+ *   server-side apply removes the fields our field manager no longer sets.
  */
 import { createHash } from "node:crypto";
 import type { V1Deployment, V1EnvVar, V1ResourceRequirements } from "@kubernetes/client-node";
@@ -60,6 +66,14 @@ export const MANAGED_BY = "sfn-operator";
 export const MANAGED_SELECTOR = `${LABELS.managedBy}=${MANAGED_BY}`;
 /** Annotation with the source's name (label values stop at 63 characters; names do not). */
 export const SOURCE_ANNOTATION = "sfn-operator.dev/source";
+/** Annotation on the Deployment with a hash of the rest of the desired Deployment (see the top). */
+export const APPLIED_HASH_ANNOTATION = "sfn-operator.dev/applied-hash";
+/**
+ * The user poller containers run as: `node` (1000:1000) of the image. The image says `USER node`, a
+ * name, and the kubelet refuses to start a container with runAsNonRoot whose user is not numeric
+ * ("cannot verify user is non-root"), so the pod names the number.
+ */
+export const POLLER_UID = 1000;
 
 /** The port of /metrics, /healthz and /readyz in poller pods. */
 export const POLLER_METRICS_PORT = 9090;
@@ -191,8 +205,17 @@ function commonLabels(input: PollerDeploymentInput): Record<string, string> {
   return labels;
 }
 
-/** The Deployment the operator keeps for a source. */
+/** The Deployment the operator keeps for a source, with its APPLIED_HASH_ANNOTATION. */
 export function desiredPollerDeployment(input: PollerDeploymentInput): V1Deployment {
+  const deployment = deploymentWithoutHash(input);
+  // JSON.stringify follows insertion order, which is fixed above: the same input, the same hash.
+  const hash = createHash("sha256").update(JSON.stringify(deployment)).digest("hex").slice(0, 16);
+  const metadata = deployment.metadata ?? {};
+  metadata.annotations = { ...metadata.annotations, [APPLIED_HASH_ANNOTATION]: hash };
+  return deployment;
+}
+
+function deploymentWithoutHash(input: PollerDeploymentInput): V1Deployment {
   const { source, spec, defaults } = input;
   const replicas = pollerReplicas(spec);
   const serviceAccountName = spec.serviceAccountName ?? defaults.serviceAccountName;
@@ -231,7 +254,12 @@ export function desiredPollerDeployment(input: PollerDeploymentInput): V1Deploym
           // Pollers never call the Kubernetes API. IRSA and Pod Identity inject their own token.
           automountServiceAccountToken: false,
           terminationGracePeriodSeconds: terminationGraceSeconds(spec.requestTimeout),
-          securityContext: { runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } },
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: POLLER_UID,
+            runAsGroup: POLLER_UID,
+            seccompProfile: { type: "RuntimeDefault" },
+          },
           ...(spec.nodeSelector !== undefined && { nodeSelector: { ...spec.nodeSelector } }),
           ...(spec.tolerations !== undefined && { tolerations: [...spec.tolerations] }),
           ...(spec.affinity !== undefined && { affinity: spec.affinity }),

@@ -97,7 +97,7 @@ export const OPERATOR_SETTINGS: readonly OperatorSettingDoc[] = [
       "Redis of the semaphores (redis://, rediss://, redis+cluster://), as the operator and the pollers reach it. " +
       "SFN_REDIS_PASSWORD, SFN_REDIS_CLUSTER, SFN_REDIS_SENTINELS, SFN_REDIS_SENTINEL_MASTER and " +
       "SFN_REDIS_LEASE_TTL work as for the poller and are passed on to the pollers (the password through " +
-      "SFN_POLLER_REDIS_PASSWORD_SECRET).",
+      "SFN_POLLER_REDIS_PASSWORD_SECRET). No password in the URL: the pollers get it in plain text.",
     default: "required",
   },
   {
@@ -251,7 +251,11 @@ export function operatorSettingsFrom(
   const duration = (variable: string): number => {
     const text = read(variable) ?? fallback(variable);
     try {
-      return parseDuration(text);
+      const ms = parseDuration(text);
+      // 0 would be a busy loop (retry, status), an instant timeout, or a lease nobody can hold.
+      if (ms > 0) return ms;
+      problem(variable, `must be longer than 0, got ${describeValue(text)}`);
+      return Number.NaN;
     } catch (error) {
       if (!(error instanceof DurationError)) throw error;
       problem(variable, error.message);
@@ -290,7 +294,14 @@ export function operatorSettingsFrom(
   } else {
     const parsed = redisUrlSchema.safeParse(redisUrl);
     if (!parsed.success) problem("SFN_REDIS_URL", parsed.error.issues[0]?.message ?? "is not a Redis URL");
-    else {
+    else if (new URL(redisUrl).password !== "") {
+      // The pollers get this URL in their Deployments' plain environment, readable by anyone who may
+      // read Deployments in a source's namespace.
+      problem(
+        "SFN_REDIS_URL",
+        `must not contain a password (the poller Deployments get this URL in plain text): give it in SFN_REDIS_PASSWORD, and to the pollers with ${labelOf("SFN_POLLER_REDIS_PASSWORD_SECRET")}`,
+      );
+    } else {
       for (const { setting, message } of redisSettingsFromEnv(redisUrl, env, "SFN_REDIS_URL").problems) {
         problems.push(`${setting === "SFN_REDIS_URL" ? labelOf(setting) : setting}: ${message}`);
       }
@@ -316,14 +327,22 @@ export function operatorSettingsFrom(
   }
 
   const namespace =
-    read("SFN_NAMESPACE") ?? env.POD_NAMESPACE?.trim() ?? serviceAccountNamespace() ?? "default";
+    read("SFN_NAMESPACE") ??
+    (env.POD_NAMESPACE?.trim() || undefined) ??
+    serviceAccountNamespace() ??
+    "default";
   if (!DNS_LABEL.test(namespace))
     problem("SFN_NAMESPACE", `must be a namespace name, got ${describeValue(namespace)}`);
 
-  const watchNamespaces = (read("SFN_WATCH_NAMESPACES") ?? "")
-    .split(",")
-    .map((name) => name.trim())
-    .filter((name) => name !== "");
+  // Once each: a namespace named twice would get two informers (every event twice) and two Roles.
+  const watchNamespaces = [
+    ...new Set(
+      (read("SFN_WATCH_NAMESPACES") ?? "")
+        .split(",")
+        .map((name) => name.trim())
+        .filter((name) => name !== ""),
+    ),
+  ];
   for (const name of watchNamespaces) {
     if (!DNS_LABEL.test(name))
       problem("SFN_WATCH_NAMESPACES", `${describeValue(name)} is not a namespace name`);
@@ -388,11 +407,14 @@ export function operatorSettingsFrom(
   if (leaseDurationMs <= renewDeadlineMs) {
     problem(
       "SFN_LEASE_DURATION",
-      "must be longer than SFN_RENEW_DEADLINE (a standby must not take over a leader still renewing)",
+      `must be longer than ${labelOf("SFN_RENEW_DEADLINE")} (a standby must not take over a leader still renewing)`,
     );
   }
   if (renewDeadlineMs <= 1.2 * retryPeriodMs) {
-    problem("SFN_RENEW_DEADLINE", "must be longer than 1.2 x SFN_RETRY_PERIOD (time for at least one retry)");
+    problem(
+      "SFN_RENEW_DEADLINE",
+      `must be longer than 1.2 x ${labelOf("SFN_RETRY_PERIOD")} (time for at least one retry)`,
+    );
   }
 
   const settings: OperatorSettings = {
