@@ -1,7 +1,7 @@
 import type { V1Deployment } from "@kubernetes/client-node";
 import { expect } from "chai";
+import { CONDITION_TYPES } from "../../src/api/step-function-source.ts";
 import {
-  CONDITION_TYPES,
   type ConditionStates,
   changedConditions,
   conditionFalse,
