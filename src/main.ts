@@ -1,6 +1,5 @@
 /**
- * The `sfn-operator` command line: `local`, `poller` and `emulator` (the operator comes with the
- * Kubernetes work). Parsing and process concerns only; each command lives in its own module, loaded
+ * The `sfn-operator` command line: `operator`, `poller`, `local` and `emulator`. Parsing and process concerns only; each command lives in its own module, loaded
  * when that command runs, so that a process carries only the code it uses (a poller does not load
  * the emulator, nor the emulator the AWS SDK).
  */
@@ -13,6 +12,8 @@ import {
   LOG_LEVELS,
   type LogFormat,
 } from "./observability/logger.ts";
+// The operator's settings table (names and documentation only; small).
+import { OPERATOR_SETTINGS } from "./operator/settings.ts";
 // Loaded by every command for the poller's help text: small, and zod comes with api/fields.ts anyway.
 import { POLLER_ENV_VARS } from "./poller/env.ts";
 import { VERSION } from "./version.ts";
@@ -233,6 +234,63 @@ program
       }
       const config = await checked(() => pollerConfigFromEnv(process.env));
       return runPollerCommand({ metricsPort: Number(options.metricsPort), config });
+    }),
+  );
+
+/** commander's name for a flag's value: `--poller-image` -> `pollerImage`. */
+function optionKey(flag: string): string {
+  return flag.replace(/^--/, "").replace(/-([a-z])/g, (_match, letter: string) => letter.toUpperCase());
+}
+
+const operatorCommand = program
+  .command("operator")
+  .description("run the operator: StepFunctionSources -> poller Deployments, status and leader election")
+  .addOption(
+    new Option("--metrics-port <port>", "port of /metrics, /healthz and /readyz")
+      .default("9090")
+      .env("SFN_METRICS_PORT"),
+  );
+for (const setting of OPERATOR_SETTINGS) {
+  operatorCommand.addOption(
+    new Option(`${setting.flag} <value>`, `${setting.description} (default: ${setting.default})`).env(
+      setting.env,
+    ),
+  );
+}
+operatorCommand
+  .addHelpText(
+    "after",
+    `
+Every setting can be a flag or its environment variable (a flag wins); the README describes each.
+Invalid values exit 2 with every problem listed. The Kubernetes credentials are the pod's
+ServiceAccount in a cluster, else KUBECONFIG or ~/.kube/config.
+`,
+  )
+  .action((options: Record<string, string | undefined>, command: Command) =>
+    execute(async () => {
+      const { operatorSettingsFrom } = await import("./operator/settings.ts");
+      const { runOperatorCommand } = await import("./operator/run-operator.ts");
+      const portIssue = portProblem(options.metricsPort ?? "");
+      if (portIssue !== undefined) {
+        optionProblems.push(
+          `${optionLabel(command, "metricsPort", "--metrics-port", "SFN_METRICS_PORT")}: ${portIssue}`,
+        );
+      }
+      const values = Object.fromEntries(
+        OPERATOR_SETTINGS.map((setting) => [setting.env, options[optionKey(setting.flag)]]),
+      );
+      const labelOf = (variable: string): string => {
+        const setting = OPERATOR_SETTINGS.find((candidate) => candidate.env === variable);
+        return setting === undefined
+          ? variable
+          : optionLabel(command, optionKey(setting.flag), setting.flag, setting.env);
+      };
+      const settings = await checked(() => {
+        const { settings, problems } = operatorSettingsFrom(values, process.env, labelOf);
+        if (problems.length > 0 || settings === undefined) throw new ConfigError(problems);
+        return settings;
+      });
+      return runOperatorCommand({ settings, metricsPort: Number(options.metricsPort), env: process.env });
     }),
   );
 

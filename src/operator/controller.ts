@@ -88,6 +88,16 @@ export function runWorkers(options: RunWorkersOptions): Workers {
       } else if (isConflict(error)) {
         result = "requeue";
         log.debug("conflict: requeued", { namespace, name: objectName });
+      } else if (error instanceof Error && error.name === "RetryLater") {
+        // Something outside the cluster is not there yet (AWS refused, Redis down): the condition
+        // says it; a warning per retry, with the growing backoff, is enough.
+        result = "error";
+        log.warn("reconcile will be retried", {
+          namespace,
+          name: objectName,
+          error: error.message,
+          retries: queue.numRequeues(key),
+        });
       } else {
         result = "error";
         log.error("reconcile failed", {

@@ -12,7 +12,7 @@
 import type { V1Deployment, V1Service } from "@kubernetes/client-node";
 import type { StepFunctionSourceStatus } from "../api/step-function-source.ts";
 import { parseSourceSpec, type StepFunctionSource } from "../api/step-function-source.ts";
-import { describeError } from "../observability/logger.ts";
+import { describeError, getLogger } from "../observability/logger.ts";
 import {
   type ConditionState,
   type ConditionStates,
@@ -199,6 +199,10 @@ export async function reconcileSource(
     if (deployment === undefined || !isSubset(desired, deployment)) {
       const before = deployment;
       deployment = await deps.kube.applyDeployment(desired);
+      getLogger("reconcile", { namespace, name }).info("applied the poller Deployment", {
+        deployment: deployment.metadata?.name,
+        replicas: desired.spec?.replicas,
+      });
       recordDeploymentChange(deps, source, before, deployment, desiredReplicas);
     }
   }
