@@ -1009,7 +1009,8 @@ describe("RedisSemaphore (real redis-server)", function () {
       let second: Permit;
       try {
         monitor.on("monitor", (_time: string, args: string[]) => {
-          if (String(args[0]).toLowerCase() === "evalsha" && String(args[1]) === acquireSha) acquires.push("acquire");
+          if (String(args[0]).toLowerCase() === "evalsha" && String(args[1]) === acquireSha)
+            acquires.push("acquire");
         });
         second = await a.acquire(never);
         await until(() => acquires.length > 0, 2000, "MONITOR to report the ACQUIRE");
