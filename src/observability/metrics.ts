@@ -24,6 +24,7 @@ export class PollerMetrics {
   readonly awsErrors: Counter<"api" | "code">;
   readonly permitsHeld: Gauge<"source">;
   readonly permitWaiters: Gauge<"source">;
+  readonly concurrencyLimit: Gauge<"source">;
   readonly leasesLost: Counter<"source">;
   readonly redisErrors: Counter<"operation">;
   #sampleSemaphores: (() => void) | undefined;
@@ -96,6 +97,13 @@ export class PollerMetrics {
       help: "Poll loops of this process waiting for a concurrency permit.",
       labelNames: ["source"],
       registers,
+    });
+    this.concurrencyLimit = new Gauge({
+      name: "sfn_operator_concurrency_limit",
+      help: "The concurrency limit in force for the source (maxConcurrency; for `poller` without Redis, its own bound); 0 while none is known (SFN_LIMIT_FROM_REDIS before the limit is in Redis): no task is taken then.",
+      labelNames: ["source"],
+      registers,
+      collect: () => this.#sampleSemaphores?.(),
     });
     this.leasesLost = new Counter({
       name: "sfn_operator_semaphore_leases_lost_total",

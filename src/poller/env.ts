@@ -43,6 +43,13 @@ export interface PollerEnvConfig {
   settings: PollerSettings;
   /** Redis for the distributed semaphore, when given. */
   redisUrl?: string;
+  /**
+   * SFN_LIMIT_FROM_REDIS=true (the operator's pollers): the limit is the one the operator writes to
+   * Redis (src/semaphore/redis/source-state.ts), followed while the poller runs, and the poller
+   * publishes its task figures there. `settings.maxConcurrency` is then 0, "none known from the
+   * environment", and is not used: no task is taken until Redis holds a limit.
+   */
+  limitFromRedis?: true;
   /** Sent to AWS as GetActivityTask's workerName (at most 80 characters). */
   workerName: string;
   /**
@@ -75,6 +82,7 @@ const VAR = {
   requestTimeout: "SFN_REQUEST_TIMEOUT",
   heartbeatInterval: "SFN_HEARTBEAT_INTERVAL",
   redisUrl: "SFN_REDIS_URL",
+  limitFromRedis: "SFN_LIMIT_FROM_REDIS",
   workerName: "SFN_WORKER_NAME",
 } as const;
 
@@ -127,13 +135,15 @@ export const POLLER_ENV_VARS: readonly PollerEnvVar[] = [
   {
     name: VAR.maxConcurrency,
     required: false,
-    description: "Tasks in flight at once across all pollers of the source (1-1000).",
+    description: `Tasks in flight at once across all pollers of the source (1-1000); must be unset with ${VAR.limitFromRedis}=true.`,
     default: String(DEFAULT_MAX_CONCURRENCY),
   },
   {
     name: VAR.concurrencyPerPoller,
     required: false,
-    description: `Concurrent task loops in this poller (1-1000, at most ${VAR.maxConcurrency}).`,
+    description:
+      `Concurrent task loops in this poller (1-1000, at most ${VAR.maxConcurrency}; with ` +
+      `${VAR.limitFromRedis}=true any number: loops beyond the live limit wait for a permit).`,
     default: String(DEFAULT_CONCURRENCY_PER_POLLER),
   },
   {
@@ -155,6 +165,17 @@ export const POLLER_ENV_VARS: readonly PollerEnvVar[] = [
       "redis:// or rediss:// URL of the Redis that holds the source's distributed semaphore; " +
       "redis+cluster:// or rediss+cluster:// for a Redis Cluster (see SFN_REDIS_CLUSTER).",
     default: "none: the limit then holds within this process only",
+  },
+  {
+    name: VAR.limitFromRedis,
+    required: false,
+    description:
+      `\`true\` (the operator sets it): the limit is read from Redis, where the operator writes the ` +
+      "source's maxConcurrency, and followed while the poller runs (a change needs no restart); while " +
+      "Redis holds none (a new source, or Redis lost its data) the poller takes no task and /readyz " +
+      "says why. The poller also publishes its task figures there for the source's status. Requires " +
+      `${VAR.redisUrl}; ${VAR.maxConcurrency} must then be unset.`,
+    default: "false: the limit is SFN_MAX_CONCURRENCY",
   },
   {
     name: VAR.workerName,
@@ -187,6 +208,11 @@ const envSchema = z.object({
   heartbeatInterval: sourceFieldSchemas.heartbeatInterval,
   redisUrl: redisUrlSchema.optional(),
   workerName: z.string().optional(),
+});
+
+/** SFN_LIMIT_FROM_REDIS: true or false in any case (as SFN_REDIS_CLUSTER). */
+const booleanSchema = z.string().regex(/^(true|false)$/i, {
+  error: (issue) => `must be true or false, got ${describeValue(issue.input)}`,
 });
 
 /** The two concurrency fields alone, to check the rule between them whatever the other variables hold. */
@@ -229,6 +255,7 @@ export function pollerConfigFromEnv(env: NodeJS.ProcessEnv): PollerEnvConfig {
     redisUrl: read(VAR.redisUrl),
     workerName: read(VAR.workerName),
   };
+  const limitFromRedisText = read(VAR.limitFromRedis);
   const parsed = envSchema.safeParse(raw, { error: containerErrors });
   const issues: FieldIssue[] = parsed.success
     ? []
@@ -252,9 +279,30 @@ export function pollerConfigFromEnv(env: NodeJS.ProcessEnv): PollerEnvConfig {
       message: `must match the name in ${VAR.activityArn} (${JSON.stringify(arnName)}), got ${describeValue(raw.activityName)}`,
     });
   }
+  // The limit from Redis: then no SFN_MAX_CONCURRENCY, and no rule between it and the loops (a live
+  // limit below them leaves the loops beyond it waiting for a permit).
+  const limitFromRedisParsed =
+    limitFromRedisText === undefined ? undefined : booleanSchema.safeParse(limitFromRedisText);
+  if (limitFromRedisParsed?.success === false) {
+    issues.push({ path: ["limitFromRedis"], message: limitFromRedisParsed.error.issues[0]?.message ?? "" });
+  }
+  const limitFromRedis = limitFromRedisParsed?.success === true && /^true$/i.test(limitFromRedisParsed.data);
+  if (limitFromRedis && raw.maxConcurrency !== undefined) {
+    issues.push({
+      path: ["maxConcurrency"],
+      message: `must not be set with ${VAR.limitFromRedis}=true: the limit is read from Redis (the operator writes it there)`,
+    });
+  }
+  if (limitFromRedis && raw.redisUrl === undefined) {
+    issues.push({
+      path: ["limitFromRedis"],
+      message: `requires ${VAR.redisUrl}: the limit is read from that Redis`,
+    });
+  }
+
   // The rule between the concurrency variables, checked even when other variables are bad.
   const concurrency = concurrencySchema.safeParse(raw);
-  if (concurrency.success) issues.push(...concurrencyIssues(concurrency.data, nameOf));
+  if (concurrency.success && !limitFromRedis) issues.push(...concurrencyIssues(concurrency.data, nameOf));
 
   // The headers: every pair's name and variable checked, every variable read, whatever else is wrong.
   const headerPairs = parseHeaderPairs(raw.targetHeaders);
@@ -278,7 +326,18 @@ export function pollerConfigFromEnv(env: NodeJS.ProcessEnv): PollerEnvConfig {
   }
 
   const activityName = raw.activityName ?? arnName;
-  const limits = parsed.success ? resolveSourceLimits(parsed.data, nameOf) : undefined;
+  // With the limit from Redis there is no limit here to check the loops against.
+  const limits = parsed.success
+    ? resolveSourceLimits(
+        limitFromRedis
+          ? {
+              ...parsed.data,
+              maxConcurrency: Math.max(parsed.data.maxConcurrency, parsed.data.concurrencyPerPoller),
+            }
+          : parsed.data,
+        nameOf,
+      )
+    : undefined;
   if (limits !== undefined && !limits.ok) issues.push(...limits.issues);
   if (issues.length > 0 || !parsed.success || !limits?.ok || !headers.ok || activityName === undefined) {
     // Variables that are not fields of this module (the Redis ones) go right after SFN_REDIS_URL.
@@ -300,9 +359,11 @@ export function pollerConfigFromEnv(env: NodeJS.ProcessEnv): PollerEnvConfig {
       ...(data.activityArn !== undefined && { activityArn: data.activityArn }),
       targetUrl: joinTargetUrl(data.targetUrl, data.targetPath),
       ...limits.value,
+      ...(limitFromRedis && { maxConcurrency: 0 }),
       ...(Object.keys(headers.value).length > 0 && { targetHeaders: headers.value }),
     },
     ...(data.redisUrl !== undefined && { redisUrl: data.redisUrl }),
+    ...(limitFromRedis && { limitFromRedis: true as const }),
     workerName: truncate(data.workerName ?? read("POD_NAME") ?? hostname(), AWS_LIMITS.workerNameLength),
     warnings: unknownVariables(env, headerPairs.pairs),
   };

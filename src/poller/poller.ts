@@ -71,6 +71,7 @@ export class Poller {
   readonly #polling = new Map<number, number>();
   readonly #running = new Map<number, number>();
   readonly #outcomes: Record<TaskOutcomeLabel, number> = { succeeded: 0, failed: 0, gone: 0, unreported: 0 };
+  readonly #taskEndListeners = new Set<(outcome: TaskOutcomeLabel) => void>();
 
   constructor(settings: PollerSettings, deps: PollerDependencies) {
     this.#settings = settings;
@@ -136,6 +137,15 @@ export class Poller {
     };
   }
 
+  /**
+   * Calls `listener` with the outcome of each task that ends from now on, as it is counted in
+   * `activity().outcomes` (while the task still counts as running there); returns the remover.
+   */
+  onTaskEnd(listener: (outcome: TaskOutcomeLabel) => void): () => void {
+    this.#taskEndListeners.add(listener);
+    return () => this.#taskEndListeners.delete(listener);
+  }
+
   /** Why the poller cannot work right now (e.g. the activity ARN cannot be resolved), if anything. */
   get problem(): string | undefined {
     return this.#problem;
@@ -180,6 +190,17 @@ export class Poller {
       }
     }
     return undefined;
+  }
+
+  /** Tells the listeners; one that throws is a bug of its own and must not end the loop. */
+  #taskEnded(outcome: TaskOutcomeLabel, log: Logger): void {
+    for (const listener of this.#taskEndListeners) {
+      try {
+        listener(outcome);
+      } catch (error) {
+        log.error("a task-end listener failed (a bug; please report it)", { error: describeError(error) });
+      }
+    }
   }
 
   async #loop(activityArn: string, semaphore: Semaphore, index: number): Promise<void> {
@@ -236,7 +257,9 @@ export class Poller {
           emptyBackoff.reset();
           this.#running.set(index, performance.now());
           try {
-            this.#outcomes[await runTask(task, ctx)] += 1;
+            const outcome = await runTask(task, ctx);
+            this.#outcomes[outcome] += 1;
+            this.#taskEnded(outcome, log);
           } finally {
             this.#running.delete(index);
           }

@@ -120,6 +120,7 @@ export async function runPollers(options: PollerRuntimeOptions): Promise<number>
       const source = poller.settings.sourceName;
       metrics.permitsHeld.set({ source }, poller.semaphore?.held() ?? 0);
       metrics.permitWaiters.set({ source }, poller.semaphore?.waiting() ?? 0);
+      metrics.concurrencyLimit.set({ source }, poller.semaphore?.limit ?? 0);
     }
   };
   metrics.onScrapeSampleSemaphores(sampleSemaphores);

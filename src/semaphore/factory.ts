@@ -17,6 +17,8 @@ import type { Semaphore } from "./semaphore.ts";
 export interface SemaphoreFactory {
   /** A semaphore for the source with the given activity ARN, limited to `limit`. */
   semaphoreFor(settings: PollerSettings, activityArn: string, limit: number): Semaphore;
+  /** The Redis connection the semaphores share, when Redis is configured (for source-state.ts). */
+  readonly connection?: RedisConnection;
   close(): Promise<void>;
 }
 
@@ -52,6 +54,7 @@ export function createSemaphoreFactory(options: SemaphoreFactoryOptions): Semaph
     mode: redis.cluster ? "cluster" : redis.sentinels ? "sentinel" : "single",
   });
   return {
+    connection,
     semaphoreFor: (settings, activityArn, limit) =>
       new RedisSemaphore({
         connection,

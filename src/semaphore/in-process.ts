@@ -28,6 +28,10 @@ export class InProcessSemaphore implements Semaphore {
     this.#admitWaiters();
   }
 
+  get limit(): number {
+    return this.#limit;
+  }
+
   health(): SemaphoreHealth {
     return { ready: true };
   }

@@ -27,6 +27,8 @@ export interface Semaphore {
   acquire(signal: AbortSignal): Promise<Permit>;
   /** Changes the limit without a restart; holders above a lowered limit finish normally. */
   setLimit(limit: number): void;
+  /** The limit in force; 0 while none is known (no permit is handed out then: limit-gate.ts). */
+  readonly limit: number;
   health(): SemaphoreHealth;
   /** Permits currently held through this instance. */
   held(): number;

@@ -255,6 +255,74 @@ describe("poller environment", () => {
     });
   });
 
+  describe("SFN_LIMIT_FROM_REDIS", () => {
+    const redis = { SFN_REDIS_URL: "redis://redis.ns:6379" };
+
+    it("takes the limit from Redis: no limit from the environment, any number of loops", () => {
+      const config = pollerConfigFromEnv({
+        ...base,
+        ...redis,
+        SFN_LIMIT_FROM_REDIS: "true",
+        SFN_CONCURRENCY_PER_POLLER: "8",
+      });
+      expect(config).to.deep.include({ redisUrl: "redis://redis.ns:6379", limitFromRedis: true });
+      // 0: none known from the environment (the poller takes no task until Redis holds one).
+      expect(config.settings).to.deep.include({ maxConcurrency: 0, concurrencyPerPoller: 8 });
+      expect(config.warnings).to.deep.equal([]);
+    });
+
+    it("accepts true and false in any case; false (or unset) changes nothing", () => {
+      expect(
+        pollerConfigFromEnv({ ...base, ...redis, SFN_LIMIT_FROM_REDIS: "TRUE" }).limitFromRedis,
+      ).to.equal(true);
+      for (const value of ["false", "False", "", " "]) {
+        const config = pollerConfigFromEnv({
+          ...base,
+          ...redis,
+          SFN_LIMIT_FROM_REDIS: value,
+          SFN_MAX_CONCURRENCY: "3",
+        });
+        expect(config, JSON.stringify(value)).not.to.have.property("limitFromRedis");
+        expect(config.settings.maxConcurrency).to.equal(3);
+      }
+      expect(issues({ ...base, ...redis, SFN_LIMIT_FROM_REDIS: "yes" })).to.deep.equal([
+        'SFN_LIMIT_FROM_REDIS: must be true or false, got "yes"',
+      ]);
+    });
+
+    it("requires SFN_REDIS_URL", () => {
+      expect(issues({ ...base, SFN_LIMIT_FROM_REDIS: "true" })).to.deep.equal([
+        "SFN_LIMIT_FROM_REDIS: requires SFN_REDIS_URL: the limit is read from that Redis",
+      ]);
+    });
+
+    it("refuses SFN_MAX_CONCURRENCY with it, even a valid one", () => {
+      expect(
+        issues({ ...base, ...redis, SFN_LIMIT_FROM_REDIS: "true", SFN_MAX_CONCURRENCY: "4" }),
+      ).to.deep.equal([
+        "SFN_MAX_CONCURRENCY: must not be set with SFN_LIMIT_FROM_REDIS=true: the limit is read from Redis (the operator writes it there)",
+      ]);
+    });
+
+    it("lists its problems with the others, in order", () => {
+      expect(
+        issues({
+          SFN_ACTIVITY_NAME: "sum",
+          SFN_TARGET_URL: "http://t",
+          SFN_MAX_CONCURRENCY: "5000",
+          SFN_CONCURRENCY_PER_POLLER: "20",
+          SFN_LIMIT_FROM_REDIS: "true",
+          SFN_REDIS_LEASE_TTL: "1s",
+        }),
+      ).to.deep.equal([
+        "SFN_TARGET_PATH: is required",
+        "SFN_MAX_CONCURRENCY: must be at most 1000, got 5000",
+        "SFN_MAX_CONCURRENCY: must not be set with SFN_LIMIT_FROM_REDIS=true: the limit is read from Redis (the operator writes it there)",
+        "SFN_LIMIT_FROM_REDIS: requires SFN_REDIS_URL: the limit is read from that Redis",
+      ]);
+    });
+  });
+
   describe("POLLER_ENV_VARS", () => {
     it("documents every variable the poller reads, once, with a description", () => {
       const names = POLLER_ENV_VARS.map((variable) => variable.name);
@@ -270,6 +338,7 @@ describe("poller environment", () => {
         "SFN_REQUEST_TIMEOUT",
         "SFN_HEARTBEAT_INTERVAL",
         "SFN_REDIS_URL",
+        "SFN_LIMIT_FROM_REDIS",
         "SFN_WORKER_NAME",
       ]);
       for (const variable of POLLER_ENV_VARS) expect(variable.description, variable.name).to.not.equal("");

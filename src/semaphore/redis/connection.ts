@@ -86,6 +86,8 @@ export class RedisConnection {
   readonly #readyListeners = new Set<Listener>();
   readonly #downListeners = new Set<Listener>();
   readonly #channels = new Map<string, Set<MessageListener>>();
+  /** The SUBSCRIBE of each channel in `#channels`, settled once Redis confirmed it. */
+  readonly #subscriptions = new Map<string, Promise<unknown>>();
   /** Cluster mode: node connections of `client` that were lost and have not come back yet. */
   readonly #downNodes = new Set<Redis>();
   /** Cluster mode: lost nodes being asked whether they serve their slots again. */
@@ -174,20 +176,31 @@ export class RedisConnection {
 
   /**
    * Calls `listener` for every message on `channel` (and with "" after the subscriber reconnects);
-   * returns the unsubscribe function.
+   * returns the unsubscribe function. `onSubscribed` is called once Redis has confirmed the
+   * subscription (at once if it already had): a message published before then is not delivered, so
+   * a caller that must not miss one reads what it stands for again then.
    */
-  subscribe(channel: string, listener: MessageListener): () => void {
+  subscribe(channel: string, listener: MessageListener, onSubscribed?: () => void): () => void {
     let listeners = this.#channels.get(channel);
     if (!listeners) {
       listeners = new Set();
       this.#channels.set(channel, listeners);
-      this.subscriber.subscribe(channel).catch((error: unknown) => this.#onError?.("subscribe", error));
+      const confirmed = this.subscriber.subscribe(channel);
+      this.#subscriptions.set(channel, confirmed);
+      confirmed.catch((error: unknown) => this.#onError?.("subscribe", error));
+    }
+    if (onSubscribed) {
+      this.#subscriptions.get(channel)?.then(
+        () => onSubscribed(),
+        () => {},
+      );
     }
     listeners.add(listener);
     return () => {
       listeners.delete(listener);
       if (listeners.size === 0 && !this.#closed) {
         this.#channels.delete(channel);
+        this.#subscriptions.delete(channel);
         this.subscriber.unsubscribe(channel).catch((error: unknown) => this.#onError?.("unsubscribe", error));
       }
     };
