@@ -1,6 +1,9 @@
 /** The README documents what the code does: its tables are checked against the code's own lists. */
 import { readFileSync } from "node:fs";
 import { expect } from "chai";
+import { CONDITION_TYPES } from "../../src/api/step-function-source.ts";
+import { OPERATOR_RULES } from "../../src/operator/rbac.ts";
+import { OPERATOR_SETTINGS } from "../../src/operator/settings.ts";
 import { OTHER_SFN_VARS, POLLER_ENV_VARS, pollerConfigFromEnv } from "../../src/poller/env.ts";
 import { ERROR_NAMES } from "../../src/target/outcome.ts";
 
@@ -18,6 +21,32 @@ describe("README", () => {
       const row = `| \`${v.name}\` | ${v.required ? "yes" : "no"} | ${v.default ?? ""} | ${v.description} |`;
       expect(readme, `README row for ${v.name}`).to.contain(row);
     }
+  });
+
+  it("documents every operator setting exactly as the code defines it", () => {
+    for (const setting of OPERATOR_SETTINGS) {
+      const row = `| \`${setting.env}\` | \`${setting.flag}\` | ${setting.default} | ${setting.description} |`;
+      expect(readme, `README row for ${setting.env}`).to.contain(row);
+    }
+  });
+
+  it("documents every RBAC rule of the operator with its resources and verbs", () => {
+    const rows = readme.split("\n").filter((line) => line.startsWith("| "));
+    for (const rule of OPERATOR_RULES) {
+      const resources = (rule.resources ?? []).map((resource) => `\`${resource}\``).join(", ");
+      const verbs = rule.verbs.join(", ");
+      const row = rows.find(
+        (line) =>
+          line.startsWith(`| ${rule.where} |`) &&
+          line.includes(`| ${resources} |`) &&
+          line.includes(`| ${verbs} |`),
+      );
+      expect(row, `README row for ${resources}: ${verbs}`).to.not.equal(undefined);
+    }
+  });
+
+  it("describes every condition type", () => {
+    for (const type of CONDITION_TYPES) expect(readme, type).to.contain(`| \`${type}\` |`);
   });
 
   it("names every error the poller reports", () => {
