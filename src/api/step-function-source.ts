@@ -448,7 +448,7 @@ const specShape = {
       "ceil(maxConcurrency / concurrencyPerPoller) pollers. Default: 1. Example: 5.",
   ),
   requestTimeout: sourceFieldSchemas.requestTimeout.describe(
-    "How long one task's HTTP call may take before it fails with error HTTP.Timeout: a duration of numbers " +
+    "How long one task's HTTP call may take before it fails with error Target.Timeout: a duration of numbers " +
       `with units ms, s, m, h, from ${formatDuration(MIN_REQUEST_TIMEOUT_MS)} to ` +
       `${formatDuration(MAX_REQUEST_TIMEOUT_MS)}. Default: 5m. Example: 90s or 1h30m.`,
   ),
@@ -619,7 +619,9 @@ export const stepFunctionSourceStatusSchema = z
       .describe('Ready and desired poller pods as "ready/desired", for `kubectl get`. Example: 2/2.'),
     tasksInFlight: int64("Tasks being worked on now across all pollers, as the pollers last reported."),
     tasksSucceeded: int64("Tasks that succeeded (SendTaskSuccess), total since the source was created."),
-    tasksFailed: int64("Tasks that failed (SendTaskFailure), total since the source was created."),
+    tasksFailed: int64(
+      "Tasks that did not succeed (reported with SendTaskFailure, gone at AWS while they ran, or whose outcome could not be reported), total since the source was created.",
+    ),
     lastTaskTime: z.iso
       .datetime({ offset: true })
       .optional()

@@ -1,8 +1,7 @@
 /**
  * Resolves activity names to ARNs for the operator with CreateActivity (idempotent by name: it returns
- * the existing ARN), one Step Functions client per region and one answer cached per region and name:
- * a resolved ARN never changes while the activity exists, and pollers get it in SFN_ACTIVITY_ARN so
- * that they never call CreateActivity themselves.
+ * the existing ARN), one Step Functions client per region and one answer cached per region and name
+ * for ARN_CACHE_MS. Pollers get the ARN in SFN_ACTIVITY_ARN so that they never call CreateActivity.
  *
  * AWS's refusals become an ActivityError whose reason the ActivityResolved condition shows; the
  * reconcile is retried with the work queue's backoff, never in a crash loop.
@@ -12,13 +11,19 @@ import { StepFunctions } from "../aws/step-functions.ts";
 import { describeError, getLogger } from "../observability/logger.ts";
 import { ActivityError } from "./reconcile.ts";
 
+/**
+ * How long a resolved ARN is trusted. An activity deleted and created again in AWS keeps its name but
+ * gets a new ARN; asking again now and then (CreateActivity is idempotent and cheap) heals that.
+ */
+const ARN_CACHE_MS = 10 * 60_000;
+
 /** CreateActivity's own refusals of a name. */
 const NAME_CODES = new Set(["InvalidName", "ValidationException", "TooManyTags", "ActivityLimitExceeded"]);
 
 export class ActivityResolver {
   readonly #identity: string;
   readonly #clients = new Map<string, StepFunctions>();
-  readonly #arns = new Map<string, string>();
+  readonly #arns = new Map<string, { arn: string; until: number }>();
   readonly #log = getLogger("activities");
 
   constructor(identity: string) {
@@ -28,21 +33,16 @@ export class ActivityResolver {
   async resolve(name: string, region: string | undefined): Promise<string> {
     const key = `${region ?? ""}/${name}`;
     const cached = this.#arns.get(key);
-    if (cached !== undefined) return cached;
+    if (cached !== undefined && cached.until > Date.now()) return cached.arn;
     let arn: string;
     try {
       arn = await this.#client(region).resolveActivityArn(name);
     } catch (error) {
       throw describeActivityError(name, region, error);
     }
-    this.#arns.set(key, arn);
+    this.#arns.set(key, { arn, until: Date.now() + ARN_CACHE_MS });
     this.#log.info("activity resolved", { activity: name, region, activityArn: arn });
     return arn;
-  }
-
-  /** Forgets every cached ARN (an activity deleted in AWS gets a new ARN when created again). */
-  forget(name: string, region: string | undefined): void {
-    this.#arns.delete(`${region ?? ""}/${name}`);
   }
 
   close(): void {

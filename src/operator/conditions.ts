@@ -25,7 +25,12 @@ const TRUE = (reason: string, message: string): ConditionState => ({ status: "Tr
 const FALSE = (reason: string, message: string): ConditionState => ({ status: "False", reason, message });
 const UNKNOWN = (reason: string, message: string): ConditionState => ({ status: "Unknown", reason, message });
 
-/** PollersAvailable from the Deployment the operator keeps (undefined: not made yet). */
+/**
+ * PollersAvailable from the Deployment the operator keeps (undefined: not made yet). Pods that are
+ * still starting or rolling out (the Deployment's Progressing condition says so) are
+ * `PollersStarting`; only a Deployment that stopped progressing without ready pods is
+ * `NoPollersReady`, which deserves a warning.
+ */
 export function pollersCondition(deployment: V1Deployment | undefined, desired: number): ConditionState {
   if (deployment === undefined)
     return UNKNOWN("DeploymentPending", "the poller Deployment does not exist yet");
@@ -36,6 +41,16 @@ export function pollersCondition(deployment: V1Deployment | undefined, desired: 
   if (current && ready >= desired && updated >= desired) {
     return TRUE("AllPollersReady", `${ready}/${desired} pollers ready`);
   }
+  const progressing = deployment.status?.conditions?.find((condition) => condition.type === "Progressing");
+  const stuck = progressing?.reason === "ProgressDeadlineExceeded";
+  const settled =
+    current && progressing?.status === "True" && progressing.reason === "NewReplicaSetAvailable";
+  if (!stuck && !settled) {
+    return FALSE(
+      ready === 0 ? "PollersStarting" : "PollersNotReady",
+      `${ready}/${desired} pollers ready: the Deployment ${name} is rolling out`,
+    );
+  }
   if (ready === 0) {
     return FALSE(
       "NoPollersReady",
@@ -44,7 +59,7 @@ export function pollersCondition(deployment: V1Deployment | undefined, desired: 
   }
   return FALSE(
     "PollersNotReady",
-    `${ready}/${desired} pollers ready${current && updated >= desired ? "" : " (rolling out)"}: see \`kubectl describe deployment ${name}\``,
+    `${ready}/${desired} pollers ready: see \`kubectl describe deployment ${name}\``,
   );
 }
 

@@ -29,6 +29,19 @@ export class KubeWriter {
   readonly #timeoutMs: number;
   /** Writes made, by kind: the idle benchmark and the restart test count them. */
   readonly writes = { finalizers: 0, deployments: 0, status: 0 };
+  #fenced = false;
+
+  /**
+   * Refuses every write from now on: a leader that lost its Lease must not write while it winds down
+   * (another process may lead already). Writes already sent cannot be recalled.
+   */
+  fence(): void {
+    this.#fenced = true;
+  }
+
+  #check(what: string): void {
+    if (this.#fenced) throw new Error(`${what}: refused, this process no longer leads`);
+  }
 
   constructor(custom: CustomObjectsApi, apps: AppsV1Api, timeoutMs: number) {
     this.#custom = custom;
@@ -37,6 +50,7 @@ export class KubeWriter {
   }
 
   async setFinalizers(source: StepFunctionSource, finalizers: string[]): Promise<void> {
+    this.#check("set finalizers");
     this.writes.finalizers += 1;
     // The resourceVersion makes it conditional: a source changed since it was read gets 409, and the
     // work queue runs reconcile again on the newer object.
@@ -56,6 +70,7 @@ export class KubeWriter {
   }
 
   async applyDeployment(deployment: V1Deployment): Promise<V1Deployment> {
+    this.#check("apply a Deployment");
     this.writes.deployments += 1;
     const name = `${deployment.metadata?.namespace}/${deployment.metadata?.name}`;
     return withTimeout(`apply Deployment ${name}`, this.#timeoutMs, (options) =>
@@ -73,6 +88,7 @@ export class KubeWriter {
   }
 
   async writeStatus(source: StepFunctionSource, status: StepFunctionSourceStatus): Promise<void> {
+    this.#check("write a status");
     this.writes.status += 1;
     await withTimeout(`write the status of ${sourceKey(source)}`, this.#timeoutMs, (options) =>
       this.#custom.patchNamespacedCustomObjectStatus(

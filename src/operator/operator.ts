@@ -231,6 +231,7 @@ export class Operator {
   /** Stops taking keys, finishes the reconciles in flight (or aborts them), stops watching. */
   async stop(options: { abortInFlight?: boolean } = {}): Promise<void> {
     this.#stopped = true;
+    if (options.abortInFlight) this.#kube.fence();
     clearTimeout(this.#collectTimer);
     if (this.#workers) await this.#workers.stop(options);
     else this.#queue.shutDown();

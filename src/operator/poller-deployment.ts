@@ -124,6 +124,12 @@ export function targetBaseUrl(service: string, namespace: string, port: number):
   return `http://${service}.${namespace}.svc:${port}`;
 }
 
+/** The region of `arn:<partition>:states:<region>:<account>:activity:<name>`. */
+export function arnRegion(arn: string): string | undefined {
+  const region = arn.split(":")[3];
+  return region ? region : undefined;
+}
+
 /** Variable names that carry header values (SFN_TARGET_HEADERS names them). */
 function headerVariable(index: number): string {
   return `SFN_TARGET_HEADER_${index}`;
@@ -172,7 +178,9 @@ export function pollerEnvironment(input: PollerDeploymentInput): V1EnvVar[] {
       env.push({ name, value });
     }
   }
-  const region = spec.region ?? defaults.region;
+  // The region the activity was created in, read from its ARN: whatever chain resolved it for the
+  // operator (spec.region, the default, the operator's own AWS settings), the pollers use the same.
+  const region = arnRegion(input.activityArn) ?? spec.region ?? defaults.region;
   if (region !== undefined) env.push({ name: "AWS_REGION", value: region });
   if (defaults.awsEndpointUrl !== undefined) {
     env.push({ name: "AWS_ENDPOINT_URL_SFN", value: defaults.awsEndpointUrl });

@@ -139,7 +139,7 @@ export async function reconcileSource(
   if (!parsed.ok) {
     const message = parsed.issues.map((issue) => `spec.${issue.path.join(".")}: ${issue.message}`).join("; ");
     const states: ConditionStates = {
-      ActivityResolved: conditionUnknown("InvalidSpec", message),
+      ActivityResolved: conditionFalse("InvalidSpec", `${message}: fix the spec`),
       TargetFound: conditionUnknown("InvalidSpec", message),
       PollersAvailable: conditionUnknown("InvalidSpec", message),
       SemaphoreHealthy: conditionUnknown("InvalidSpec", message),
@@ -150,26 +150,38 @@ export async function reconcileSource(
   const spec = parsed.value;
   const redisTarget = redisTargetOf(source, deps.settings);
 
-  // 5. The activity ARN (CreateActivity is idempotent by name; cached per region and name).
+  // 5. The activity ARN (CreateActivity is idempotent by name; cached per region and name). One
+  //    activity has one semaphore and one limit in a Redis: an older source of it keeps it.
   const region = spec.region ?? deps.settings.poller.region;
+  const owner = activityOwner(deps, source, spec.activityName, region, redisTarget.url);
   let activityArn: string | undefined;
   let activityState: ConditionState;
-  try {
-    activityArn = await deps.resolveActivity(spec.activityName, region);
-    activityState = conditionTrue("Resolved", `activity ${activityArn}`);
-  } catch (error) {
-    const reason = error instanceof ActivityError ? error.reason : "AwsError";
-    activityState = conditionFalse(reason, error instanceof Error ? error.message : String(error));
+  let keepPreviousArn = true;
+  if (owner !== undefined) {
+    keepPreviousArn = false;
+    activityState = conditionFalse(
+      "ActivityInUse",
+      `activity ${JSON.stringify(spec.activityName)} is served by StepFunctionSource ${owner} with the same Redis: one activity has one limit; delete one of them, or give this one another activity`,
+    );
+  } else {
+    try {
+      activityArn = await deps.resolveActivity(spec.activityName, region);
+      activityState = conditionTrue("Resolved", `activity ${activityArn}`);
+    } catch (error) {
+      const reason = error instanceof ActivityError ? error.reason : "AwsError";
+      activityState = conditionFalse(reason, error instanceof Error ? error.message : String(error));
+    }
   }
 
   // 6. The target Service and its port.
   const target = findTargetPort(deps.services.get(namespace, spec.target.service), spec.target, namespace);
 
   // 7. The live limit in Redis, before the Deployment: new pollers of a raised limit then find it.
-  let semaphoreState = semaphoreCondition(deps.redis.problem(redisTarget), redisTarget);
+  let semaphoreState = conditionUnknown("Waiting", "the semaphore is used once the activity is resolved");
   if (activityArn !== undefined) {
     try {
       await deps.redis.ensureLimit(redisTarget, activityArn, spec.maxConcurrency);
+      semaphoreState = semaphoreCondition(deps.redis.problem(redisTarget), redisTarget);
     } catch (error) {
       semaphoreState = conditionFalse(
         "RedisUnreachable",
@@ -225,9 +237,11 @@ export async function reconcileSource(
   const ready = deployment?.status?.readyReplicas ?? 0;
   const status: StepFunctionSourceStatus = {
     observedGeneration: generation,
+    // A resolution that fails for now keeps the ARN known before (the finalizer and the figures
+    // need it); one that is refused for good (another source owns the activity) does not.
     ...(activityArn !== undefined
       ? { activityArn }
-      : previous?.activityArn !== undefined
+      : keepPreviousArn && previous?.activityArn !== undefined
         ? { activityArn: previous.activityArn }
         : {}),
     desiredPollers: desiredReplicas,
@@ -245,7 +259,8 @@ export async function reconcileSource(
 
   // AWS refusals and an unreachable Redis heal outside the cluster: nothing will queue the source
   // again, so retry with the queue's backoff.
-  if (activityArn === undefined) throw new RetryLater(`${key}: ${activityState.message}`);
+  if (activityArn === undefined && owner === undefined)
+    throw new RetryLater(`${key}: ${activityState.message}`);
   if (semaphoreState.status === "False") throw new RetryLater(`${key}: ${semaphoreState.message}`);
   return {};
 }
@@ -260,16 +275,11 @@ async function finish(
   const previous = source.status;
   const conditions = mergeConditions(previous?.conditions, states, source.metadata?.generation, deps.now());
   for (const condition of changedConditions(previous?.conditions, conditions)) {
-    if (
-      condition.type === "PollersAvailable" &&
-      condition.status === "False" &&
-      condition.reason !== "NoPollersReady"
-    )
-      continue;
+    if (!eventWorthy(condition)) continue;
     deps.events.record(
       source,
       condition.status === "False" ? "Warning" : "Normal",
-      eventReason(condition),
+      condition.reason,
       condition.message,
     );
   }
@@ -279,10 +289,44 @@ async function finish(
   }
 }
 
-/** Event reasons: the condition's reason, prefixed with what it is about when that helps. */
-function eventReason(condition: SourceCondition): string {
-  if (condition.type === "Ready") return condition.status === "True" ? "Ready" : "NotReady";
-  return condition.reason;
+/**
+ * Transitions that are the normal course of things (pollers starting or rolling, waiting for another
+ * condition): visible in the conditions, not worth an event.
+ */
+const QUIET_REASONS = new Set(["PollersStarting", "PollersNotReady", "DeploymentPending", "Waiting"]);
+
+/**
+ * Whether a condition's change deserves an event: a condition turning True (Normal) or False
+ * (Warning), except the quiet ones; Ready only when it turns True (what made it False has its own).
+ */
+function eventWorthy(condition: SourceCondition): boolean {
+  if (condition.status === "Unknown" || QUIET_REASONS.has(condition.reason)) return false;
+  return condition.type !== "Ready" || condition.status === "True";
+}
+
+/**
+ * The oldest other live source (namespace/name) of the same activity (name and region) in the same
+ * Redis, if it is older than this one: it owns the activity's semaphore and limit.
+ */
+function activityOwner(
+  deps: ReconcileDeps,
+  source: StepFunctionSource,
+  activityName: string,
+  region: string | undefined,
+  redisUrl: string,
+): string | undefined {
+  const age = (other: StepFunctionSource): string =>
+    `${other.metadata?.creationTimestamp ? new Date(other.metadata.creationTimestamp).toISOString() : "~"} ${other.metadata?.namespace}/${other.metadata?.name}`;
+  const mine = age(source);
+  let owner: StepFunctionSource | undefined;
+  for (const other of deps.sources.list()) {
+    if (other.metadata?.uid === source.metadata?.uid || other.metadata?.deletionTimestamp) continue;
+    if (other.spec?.activityName !== activityName) continue;
+    if ((other.spec.region ?? deps.settings.poller.region) !== region) continue;
+    if (redisTargetOf(other, deps.settings).url !== redisUrl) continue;
+    if (age(other) < mine && (owner === undefined || age(other) < age(owner))) owner = other;
+  }
+  return owner === undefined ? undefined : `${owner.metadata?.namespace}/${owner.metadata?.name}`;
 }
 
 async function finalize(deps: ReconcileDeps, source: StepFunctionSource, key: string): Promise<void> {

@@ -7,7 +7,7 @@
  * restarts it as a candidate, which is simpler to reason about than stepping down in place.
  */
 import { CoordinationV1Api, KubeConfig } from "@kubernetes/client-node";
-import { Registry } from "prom-client";
+import { collectDefaultMetrics, Registry } from "prom-client";
 import { describeError, getLogger } from "../observability/logger.ts";
 import { createLeaderGauge } from "../observability/metrics.ts";
 import { startObservabilityServer } from "../observability/server.ts";
@@ -28,6 +28,7 @@ export async function runOperatorCommand(options: OperatorCommandOptions): Promi
   // In a pod: the ServiceAccount's token; elsewhere: KUBECONFIG or ~/.kube/config.
   kubeConfig.loadFromDefault();
   const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "sfn_operator_" });
   const leaderGauge = createLeaderGauge(registry);
   const operator = new Operator({ kubeConfig, settings, registry, env: options.env });
   const server = await startObservabilityServer({
@@ -44,6 +45,14 @@ export async function runOperatorCommand(options: OperatorCommandOptions): Promi
 
   let stopping = false;
   let elector: LeaderElector | undefined;
+  // A controller that cannot start (its caches never sync) must not sit on the Lease doing nothing.
+  let startFailed: (error: unknown) => void = () => {};
+  const failed = new Promise<"failed">((resolve) => {
+    startFailed = (error) => {
+      log.error("the controller could not start", { error: describeError(error) });
+      resolve("failed");
+    };
+  });
   const stopped = new Promise<"signal">((resolve) => {
     const stop = (signal: NodeJS.Signals): void => {
       if (stopping) return;
@@ -58,10 +67,8 @@ export async function runOperatorCommand(options: OperatorCommandOptions): Promi
   let outcome: "signal" | "lost" | "failed";
   if (!settings.leaderElection.enabled) {
     leaderGauge.set({ identity: settings.leaderElection.identity }, 1);
-    operator
-      .start()
-      .catch((error: unknown) => log.error("operator failed to start", { error: describeError(error) }));
-    outcome = await stopped;
+    operator.start().catch(startFailed);
+    outcome = await Promise.race([stopped, failed]);
   } else {
     const election = settings.leaderElection;
     elector = new LeaderElector({
@@ -75,9 +82,7 @@ export async function runOperatorCommand(options: OperatorCommandOptions): Promi
       leaderGauge,
       onStartedLeading: (signal) => {
         log.info("leading: starting the controller", { identity: election.identity });
-        operator.start(signal).catch((error: unknown) => {
-          log.error("operator failed to start", { error: describeError(error) });
-        });
+        operator.start(signal).catch(startFailed);
       },
       onStoppedLeading: () => log.info("stopped leading", { identity: election.identity }),
       onNewLeader: (identity) => {
@@ -85,7 +90,7 @@ export async function runOperatorCommand(options: OperatorCommandOptions): Promi
       },
     });
     const ended = elector.run().then((end) => (end === "lost" ? ("lost" as const) : ("signal" as const)));
-    outcome = await Promise.race([stopped, ended]).catch((error: unknown) => {
+    outcome = await Promise.race([stopped, ended, failed]).catch((error: unknown) => {
       log.error("leader election failed", { error: describeError(error) });
       return "failed" as const;
     });

@@ -208,7 +208,8 @@ export const OPERATOR_SETTINGS: readonly OperatorSettingDoc[] = [
   {
     env: "SFN_API_TIMEOUT",
     flag: "--api-timeout",
-    description: "Timeout of each Kubernetes and AWS call the operator makes.",
+    description:
+      "Timeout of each Kubernetes API call the operator makes (AWS calls have their own: 20 s, 3 attempts).",
     default: "30s",
   },
 ];

@@ -27,6 +27,9 @@ export interface CollectedSource {
   limit: number;
 }
 
+/** How long the first use of a Redis waits for its connection before it reports it unreachable. */
+const FIRST_CONNECT_WAIT_MS = 3000;
+
 interface Entry {
   connection?: RedisConnection;
   /** Why there is no connection (the password Secret cannot be read). */
@@ -82,7 +85,7 @@ export class SourceRedis {
 
   problem(target: RedisTarget): string | undefined {
     const entry = this.#entries.get(targetKey(target));
-    if (entry === undefined) return undefined; // not opened yet: the first use says
+    if (entry === undefined) return "not connected yet";
     if (entry.problem !== undefined) return entry.problem;
     if (entry.connection !== undefined && !entry.connection.ready) {
       return `Redis is unreachable (${entry.connection.problem ?? "not connected"})`;
@@ -197,7 +200,19 @@ export class SourceRedis {
       }
     }
     entry.problem = undefined;
-    entry.connection = new RedisConnection({ ...options, connectionName: `sfn-operator:${this.#identity}` });
+    const connection = new RedisConnection({ ...options, connectionName: `sfn-operator:${this.#identity}` });
+    entry.connection = connection;
+    // The first command waits for the connection (a little): the client queues nothing offline.
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, FIRST_CONNECT_WAIT_MS);
+      const off = connection.onReady(done);
+      if (connection.ready) done();
+      function done(): void {
+        clearTimeout(timer);
+        off();
+        resolve();
+      }
+    });
   }
 }
 

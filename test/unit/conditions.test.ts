@@ -14,8 +14,17 @@ import {
   type SourceCondition,
 } from "../../src/operator/conditions.ts";
 
+/** The Deployment controller's Progressing reasons: still rolling, done, or given up. */
+type Progress = "ReplicaSetUpdated" | "NewReplicaSetAvailable" | "ProgressDeadlineExceeded";
+
 function deployment(
-  fields: { generation?: number; observedGeneration?: number; ready?: number; updated?: number } = {},
+  fields: {
+    generation?: number;
+    observedGeneration?: number;
+    ready?: number;
+    updated?: number;
+    progress?: Progress;
+  } = {},
 ): V1Deployment {
   return {
     metadata: { name: "sum-poller", namespace: "team-a", generation: fields.generation ?? 2 },
@@ -24,6 +33,15 @@ function deployment(
       observedGeneration: fields.observedGeneration ?? 2,
       ...(fields.ready !== undefined && { readyReplicas: fields.ready }),
       ...(fields.updated !== undefined && { updatedReplicas: fields.updated }),
+      ...(fields.progress !== undefined && {
+        conditions: [
+          {
+            type: "Progressing",
+            status: fields.progress === "ProgressDeadlineExceeded" ? "False" : "True",
+            reason: fields.progress,
+          },
+        ],
+      }),
     },
   };
 }
@@ -61,29 +79,49 @@ describe("conditions", () => {
     });
 
     it("is False while rolling out (not every pod updated yet)", () => {
-      const state = pollersCondition(deployment({ ready: 2, updated: 1 }), 2);
+      const state = pollersCondition(deployment({ ready: 2, updated: 1, progress: "ReplicaSetUpdated" }), 2);
       expect(state.status).to.equal("False");
       expect(state.reason).to.equal("PollersNotReady");
       expect(state.message).to.contain("2/2 pollers ready");
       expect(state.message).to.contain("rolling out");
-      expect(state.message).to.contain("kubectl describe deployment sum-poller");
+    });
+
+    it("is PollersStarting while the first pods start (a normal phase, not a warning)", () => {
+      for (const progress of [undefined, "ReplicaSetUpdated"] as const) {
+        const state = pollersCondition(
+          deployment({ ready: 0, updated: 2, ...(progress && { progress }) }),
+          2,
+        );
+        expect(state.status).to.equal("False");
+        expect(state.reason).to.equal("PollersStarting");
+        expect(state.message).to.contain("0/2 pollers ready");
+      }
     });
 
     it("is False while some pollers are not ready, without saying it rolls out when it does not", () => {
-      const state = pollersCondition(deployment({ ready: 1, updated: 3 }), 3);
+      const state = pollersCondition(
+        deployment({ ready: 1, updated: 3, progress: "NewReplicaSetAvailable" }),
+        3,
+      );
       expect(state.status).to.equal("False");
       expect(state.reason).to.equal("PollersNotReady");
       expect(state.message).to.match(/^1\/3 pollers ready:/);
       expect(state.message).to.not.contain("rolling out");
+      expect(state.message).to.contain("kubectl describe deployment sum-poller");
     });
 
-    it("is False with NoPollersReady when none is ready, and tells where to look", () => {
-      for (const ready of [undefined, 0]) {
-        const state = pollersCondition(deployment({ updated: 2, ...(ready !== undefined && { ready }) }), 2);
-        expect(state.status).to.equal("False");
-        expect(state.reason).to.equal("NoPollersReady");
-        expect(state.message).to.contain("0/2 pollers ready");
-        expect(state.message).to.contain("kubectl describe deployment sum-poller");
+    it("is False with NoPollersReady when none is ready once the rollout ended or gave up, and tells where to look", () => {
+      for (const progress of ["NewReplicaSetAvailable", "ProgressDeadlineExceeded"] as const) {
+        for (const ready of [undefined, 0]) {
+          const state = pollersCondition(
+            deployment({ updated: 2, progress, ...(ready !== undefined && { ready }) }),
+            2,
+          );
+          expect(state.status).to.equal("False");
+          expect(state.reason).to.equal("NoPollersReady");
+          expect(state.message).to.contain("0/2 pollers ready");
+          expect(state.message).to.contain("kubectl describe deployment sum-poller");
+        }
       }
     });
 
@@ -102,7 +140,7 @@ describe("conditions", () => {
         spec: deployment().spec,
       };
       expect(pollersCondition(fresh, 1).status).to.equal("False");
-      expect(pollersCondition(fresh, 1).reason).to.equal("NoPollersReady");
+      expect(pollersCondition(fresh, 1).reason).to.equal("PollersStarting");
       // Figures without an observedGeneration: not known to be about this generation.
       const unobserved: V1Deployment = { ...fresh, status: { readyReplicas: 1, updatedReplicas: 1 } };
       expect(pollersCondition(unobserved, 1).status).to.equal("False");

@@ -282,13 +282,17 @@ describe("poller Deployment", () => {
       }
     });
 
-    it("sets the source's region over the default, and none when neither has one", () => {
-      expect(
-        plainValue(envOf(desiredPollerDeployment(input({ region: "eu-west-1" }))), "AWS_REGION"),
-      ).to.equal("eu-west-1");
+    it("sets the region of the activity's ARN, whatever resolved it (the spec, the default, the operator's AWS settings)", () => {
+      const arn = (region: string) => `arn:aws:states:${region}:123456789012:activity:sum`;
       const { region: _, ...noRegion } = defaults();
-      const env = envOf(desiredPollerDeployment(input({}, { defaults: noRegion })));
-      expect(envVar(env, "AWS_REGION")).to.equal(undefined);
+      const env = envOf(
+        desiredPollerDeployment(input({}, { defaults: noRegion, activityArn: arn("ap-south-2") })),
+      );
+      expect(plainValue(env, "AWS_REGION")).to.equal("ap-south-2");
+      const spec = envOf(
+        desiredPollerDeployment(input({ region: "eu-west-1" }, { activityArn: arn("eu-west-1") })),
+      );
+      expect(plainValue(spec, "AWS_REGION")).to.equal("eu-west-1");
     });
 
     it("points the pollers at the operator's AWS endpoint when there is one", () => {
