@@ -22,6 +22,9 @@ import { withTimeout } from "./kube-call.ts";
 /** The field manager of everything the operator applies: `kubectl get -o yaml --show-managed-fields`. */
 export const FIELD_MANAGER = "sfn-operator";
 
+/** What the operator writes to the API, for the writes counter. */
+export type WriteKind = "finalizers" | "deployments" | "status";
+
 /** The writes reconcile makes (ReconcileDeps["kube"]). */
 export class KubeWriter {
   readonly #custom: CustomObjectsApi;
@@ -39,19 +42,28 @@ export class KubeWriter {
     this.#fenced = true;
   }
 
-  #check(what: string): void {
+  #check(what: string, kind: WriteKind): void {
     if (this.#fenced) throw new Error(`${what}: refused, this process no longer leads`);
+    this.writes[kind] += 1;
+    this.#onWrite(kind);
   }
 
-  constructor(custom: CustomObjectsApi, apps: AppsV1Api, timeoutMs: number) {
+  readonly #onWrite: (kind: WriteKind) => void;
+
+  constructor(
+    custom: CustomObjectsApi,
+    apps: AppsV1Api,
+    timeoutMs: number,
+    onWrite: (kind: WriteKind) => void = () => {},
+  ) {
     this.#custom = custom;
     this.#apps = apps;
     this.#timeoutMs = timeoutMs;
+    this.#onWrite = onWrite;
   }
 
   async setFinalizers(source: StepFunctionSource, finalizers: string[]): Promise<void> {
-    this.#check("set finalizers");
-    this.writes.finalizers += 1;
+    this.#check("set finalizers", "finalizers");
     // The resourceVersion makes it conditional: a source changed since it was read gets 409, and the
     // work queue runs reconcile again on the newer object.
     await withTimeout(`set the finalizers of ${sourceKey(source)}`, this.#timeoutMs, (options) =>
@@ -70,8 +82,7 @@ export class KubeWriter {
   }
 
   async applyDeployment(deployment: V1Deployment): Promise<V1Deployment> {
-    this.#check("apply a Deployment");
-    this.writes.deployments += 1;
+    this.#check("apply a Deployment", "deployments");
     const name = `${deployment.metadata?.namespace}/${deployment.metadata?.name}`;
     return withTimeout(`apply Deployment ${name}`, this.#timeoutMs, (options) =>
       this.#apps.patchNamespacedDeployment(
@@ -88,8 +99,7 @@ export class KubeWriter {
   }
 
   async writeStatus(source: StepFunctionSource, status: StepFunctionSourceStatus): Promise<void> {
-    this.#check("write a status");
-    this.writes.status += 1;
+    this.#check("write a status", "status");
     await withTimeout(`write the status of ${sourceKey(source)}`, this.#timeoutMs, (options) =>
       this.#custom.patchNamespacedCustomObjectStatus(
         {

@@ -14,7 +14,7 @@ import {
   type V1Deployment,
   type V1Service,
 } from "@kubernetes/client-node";
-import type { Registry } from "prom-client";
+import { Counter, type Registry } from "prom-client";
 import { SFS_GROUP, SFS_PLURAL, SFS_VERSION, type StepFunctionSource } from "../api/step-function-source.ts";
 import { describeError, getLogger } from "../observability/logger.ts";
 import { ActivityResolver } from "./activities.ts";
@@ -96,7 +96,13 @@ export class Operator {
     const custom = kubeConfig.makeApiClient(CustomObjectsApi);
     const apps = kubeConfig.makeApiClient(AppsV1Api);
     const core = kubeConfig.makeApiClient(CoreV1Api);
-    this.#kube = new KubeWriter(custom, apps, settings.apiTimeoutMs);
+    const writes = new Counter({
+      name: "sfn_operator_api_writes_total",
+      help: "Writes the operator sent to the Kubernetes API, by kind (finalizers, deployments, status); events not included.",
+      labelNames: ["kind"],
+      registers: [options.registry],
+    });
+    this.#kube = new KubeWriter(custom, apps, settings.apiTimeoutMs, (kind) => writes.inc({ kind }));
     this.writes = this.#kube.writes;
     this.#events = new EventRecorder(core, settings.apiTimeoutMs, settings.leaderElection.identity);
     this.#activities = new ActivityResolver(settings.leaderElection.identity);
