@@ -281,9 +281,11 @@ ServiceAccount in a cluster, else KUBECONFIG or ~/.kube/config.
       );
       const labelOf = (variable: string): string => {
         const setting = OPERATOR_SETTINGS.find((candidate) => candidate.env === variable);
-        return setting === undefined
-          ? variable
-          : optionLabel(command, optionKey(setting.flag), setting.flag, setting.env);
+        if (setting === undefined) return variable;
+        const given = command.getOptionValueSource(optionKey(setting.flag));
+        // A setting given neither way (a required one, a default that broke a rule) has both names.
+        if (given !== "env" && given !== "cli") return `${setting.env} (${setting.flag})`;
+        return optionLabel(command, optionKey(setting.flag), setting.flag, setting.env);
       };
       const settings = await checked(() => {
         const { settings, problems } = operatorSettingsFrom(values, process.env, labelOf);

@@ -227,9 +227,38 @@ describe("sfn-operator CLI", function () {
     expect((await emulator.stop()).code).to.equal(0);
   });
 
+  describe("operator", () => {
+    it("exits 2 listing every problem of its flags and variables, each named as the user gave it", async () => {
+      const { code, output } = await runCli(["operator", "--lease-duration", "5s", "--workers", "0"], {
+        SFN_REDIS_URL: "http://not-redis",
+        SFN_RENEW_DEADLINE: "10s",
+        SFN_POLLER_RESOURCES: "{not json",
+        SFN_WATCH_NAMESPACES: "team-a,Team_B",
+        SFN_LOG_LEVEL: "loud",
+      });
+      expect(code).to.equal(2);
+      expect(output).to.contain("SFN_POLLER_IMAGE (--poller-image): is required");
+      expect(output).to.contain("SFN_REDIS_URL: must be a redis:// or rediss:// URL");
+      expect(output).to.contain("--lease-duration: must be longer than SFN_RENEW_DEADLINE (a standby");
+      expect(output).to.contain("--workers: must be a whole number from 1 to 64");
+      expect(output).to.contain("SFN_POLLER_RESOURCES: must be JSON");
+      expect(output).to.contain('SFN_WATCH_NAMESPACES: "Team_B" is not a namespace name');
+      expect(output).to.contain('SFN_LOG_LEVEL: must be one of error, warn, info, debug, got "loud"');
+      expect(output, "no help text: the problems are the message").not.to.contain("Usage:");
+    });
+
+    it("documents every setting in its help", async () => {
+      const { code, output } = await runCli(["operator", "--help"]);
+      expect(code).to.equal(0);
+      for (const flag of ["--poller-image", "--redis-url", "--watch-namespaces", "--lease-duration"]) {
+        expect(output).to.contain(flag);
+      }
+    });
+  });
+
   it("prints help with every command", async () => {
     const { code, output } = await runCli(["--help"]);
     expect(code).to.equal(0);
-    for (const command of ["local", "poller", "emulator"]) expect(output).to.contain(command);
+    for (const command of ["operator", "local", "poller", "emulator"]) expect(output).to.contain(command);
   });
 });
