@@ -175,6 +175,11 @@ const INVALID: Array<[string, unknown, RegExp]> = [
     /spec\.redis\.url: Invalid value: "http:\/\/redis:6379": spec\.redis\.url in body should match/,
   ],
   [
+    "a Redis URL with a password in it (use passwordSecretRef)",
+    { ...minimal, redis: { url: "redis://:s3cret@redis:6379" } },
+    /spec\.redis\.url: Invalid value: .*spec\.redis\.url in body should match/,
+  ],
+  [
     "a negative resource quantity written as a number",
     { ...minimal, resources: { limits: { cpu: -1 } } },
     /spec\.resources\.limits\.cpu: Invalid value: -1: spec\.resources\.limits\.cpu in body should be greater than or equal to 0/,

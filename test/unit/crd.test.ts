@@ -526,6 +526,12 @@ describe("parseSourceSpec", () => {
     ["a bad label value", { ...minimal, podLabels: { team: "a b" } }, "podLabels.team", /label value/],
     ["a bad Redis URL", { ...minimal, redis: { url: "http://redis" } }, "redis.url", /redis:\/\//],
     [
+      "a Redis URL with a password (never in the Deployment's plain environment)",
+      { ...minimal, redis: { url: "redis://:s3cret@redis:6379" } },
+      "redis.url",
+      /without a user or password.*got a URL with credentials/,
+    ],
+    [
       "a bad quantity",
       { ...minimal, resources: { limits: { memory: "lots" } } },
       "resources.limits.memory",
