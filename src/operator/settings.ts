@@ -325,6 +325,12 @@ export function operatorSettingsFrom(
     } else {
       redisPasswordSecret = { name, key };
     }
+  } else if (env.SFN_REDIS_PASSWORD) {
+    // The operator would connect and every poller would be refused: say so at start-up instead.
+    problem(
+      "SFN_POLLER_REDIS_PASSWORD_SECRET",
+      "is required when SFN_REDIS_PASSWORD is set: the pollers need the password too, from a Secret in each source's namespace",
+    );
   }
 
   const namespace =

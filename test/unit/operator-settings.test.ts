@@ -159,6 +159,18 @@ describe("operator settings", () => {
         "redis://sfn@redis:6379",
       );
     });
+
+    it("requires the pollers' password Secret when the operator has a Redis password", () => {
+      const problems = problemsOf(REQUIRED, { ...ENV, SFN_REDIS_PASSWORD: "hunter2-pw" });
+      expect(problems).to.deep.equal([
+        "SFN_POLLER_REDIS_PASSWORD_SECRET: is required when SFN_REDIS_PASSWORD is set: the pollers need the password too, from a Secret in each source's namespace",
+      ]);
+      const settings = settingsOf(
+        { ...REQUIRED, SFN_POLLER_REDIS_PASSWORD_SECRET: "redis-auth:password" },
+        { ...ENV, SFN_REDIS_PASSWORD: "hunter2-pw" },
+      );
+      expect(settings.poller.redisPasswordSecret).to.deep.equal({ name: "redis-auth", key: "password" });
+    });
   });
 
   it("lists every problem at once, each under its own name", () => {
