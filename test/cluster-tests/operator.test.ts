@@ -18,7 +18,7 @@ import {
   sourceEvents,
   waitForCondition,
 } from "../support/operator.ts";
-import { apply, eventually, getJson } from "./helpers.ts";
+import { apply, createNamespace, eventually, getJson } from "./helpers.ts";
 
 describe("operator: StepFunctionSource -> poller Deployment", function () {
   this.timeout(180_000);
@@ -209,5 +209,51 @@ describe("operator: StepFunctionSource -> poller Deployment", function () {
     } finally {
       redis.disconnect();
     }
+  });
+});
+
+describe("operator: serving a list of namespaces (Roles in those namespaces only)", function () {
+  this.timeout(180_000);
+  let fixture: OperatorFixture;
+  let watched: string;
+  let other: string;
+
+  before(async function () {
+    this.timeout(120_000);
+    const cluster = testCluster();
+    watched = await createNamespace(cluster, "watched");
+    other = await createNamespace(cluster, "unwatched");
+    fixture = await OperatorFixture.start(cluster, { watchNamespaces: [watched] });
+    await fixture.startOperator();
+  });
+
+  afterEach(function (this: Context) {
+    if (this.currentTest?.state === "failed") console.error(fixture.outputs());
+  });
+
+  after(async () => {
+    await fixture?.close();
+  });
+
+  it("serves the sources of its namespaces with namespaced permissions, and leaves the others alone", async () => {
+    const cluster = testCluster();
+    const spec = { activityName: "scoped", target: { service: "scoped-svc", path: "/run" } };
+    await apply(cluster, [
+      service(watched, "scoped-svc"),
+      service(other, "scoped-svc"),
+      source(watched, "scoped", spec),
+      source(other, "scoped", { ...spec, activityName: "scoped-elsewhere" }),
+    ]);
+    await waitForCondition(cluster, watched, "scoped", "Ready", "True");
+    expect(
+      await getJson(cluster, ["deployment", "-n", watched, "scoped-poller"]),
+      "the watched namespace's Deployment",
+    ).to.not.equal(undefined);
+    // The other namespace's source is not the operator's: no finalizer, no status, no Deployment
+    // (its ServiceAccount could not even see it: the Roles are in the watched namespace only).
+    const ignored = await getSource(cluster, other, "scoped");
+    expect(ignored?.metadata.finalizers ?? []).to.deep.equal([]);
+    expect(ignored?.status).to.equal(undefined);
+    expect(await getJson(cluster, ["deployment", "-n", other, "scoped-poller"])).to.equal(undefined);
   });
 });

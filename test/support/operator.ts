@@ -30,6 +30,8 @@ export class OperatorFixture {
   readonly kubeconfig: string;
   readonly redis: RedisServer;
   readonly emulator: TestEmulator;
+  /** The namespaces the operator serves (SFN_WATCH_NAMESPACES); empty: all. */
+  readonly watchNamespaces: readonly string[];
   readonly #processes: OperatorProcess[] = [];
 
   private constructor(
@@ -38,7 +40,9 @@ export class OperatorFixture {
     kubeconfig: string,
     redis: RedisServer,
     emulator: TestEmulator,
+    watchNamespaces: readonly string[],
   ) {
+    this.watchNamespaces = watchNamespaces;
     this.cluster = cluster;
     this.namespace = namespace;
     this.kubeconfig = kubeconfig;
@@ -52,19 +56,20 @@ export class OperatorFixture {
    */
   static async start(
     cluster: TestCluster,
-    options: { longPollSeconds?: number } = {},
+    options: { longPollSeconds?: number; watchNamespaces?: readonly string[] } = {},
   ): Promise<OperatorFixture> {
+    const watchNamespaces = options.watchNamespaces ?? [];
     await installCrd(cluster);
     const namespace = await createNamespace(cluster, "sfn-operator");
     const name = `sfn-operator-${namespace}`;
     await apply(cluster, [
       { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: OPERATOR_SERVICE_ACCOUNT, namespace } },
-      ...rbacObjects({ name, namespace, serviceAccount: OPERATOR_SERVICE_ACCOUNT, watchNamespaces: [] }),
+      ...rbacObjects({ name, namespace, serviceAccount: OPERATOR_SERVICE_ACCOUNT, watchNamespaces }),
     ]);
     const kubeconfig = await cluster.serviceAccountKubeconfig(namespace, OPERATOR_SERVICE_ACCOUNT);
     const redis = await RedisServer.start();
     const emulator = await startTestEmulator({ longPollSeconds: options.longPollSeconds ?? 2 });
-    return new OperatorFixture(cluster, namespace, kubeconfig, redis, emulator);
+    return new OperatorFixture(cluster, namespace, kubeconfig, redis, emulator, watchNamespaces);
   }
 
   /** The environment an operator process runs with (overridable per variable). */
@@ -81,6 +86,7 @@ export class OperatorFixture {
       SFN_LEASE_DURATION: "4s",
       SFN_RENEW_DEADLINE: "3s",
       SFN_RETRY_PERIOD: "500ms",
+      SFN_WATCH_NAMESPACES: this.watchNamespaces.join(","),
       ...overrides,
     };
   }
