@@ -25,6 +25,7 @@ import {
   rfc3339,
   type SourceCondition,
 } from "./conditions.ts";
+import type { ReconcileResult } from "./controller.ts";
 import { desiredPollerDeployment, pollerDeploymentName, pollerReplicas } from "./poller-deployment.ts";
 import type { OperatorSettings } from "./settings.ts";
 import { isSubset } from "./subset.ts";
@@ -97,10 +98,6 @@ export class ActivityError extends Error {
     super(message);
     this.reason = reason;
   }
-}
-
-export interface ReconcileResult {
-  requeueAfterMs?: number;
 }
 
 /** Figures of the cleanup of deleted sources whose Redis was unreachable: first failure per key. */
