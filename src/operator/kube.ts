@@ -4,6 +4,7 @@
  * reconcile makes. Decisions live in reconcile.ts; this file only talks to the API.
  */
 import {
+  ApiException,
   type AppsV1Api,
   type CustomObjectsApi,
   PatchStrategy,
@@ -81,6 +82,17 @@ export class KubeWriter {
     );
   }
 
+  async readDeployment(namespace: string, name: string): Promise<V1Deployment | undefined> {
+    try {
+      return await withTimeout(`read Deployment ${namespace}/${name}`, this.#timeoutMs, (options) =>
+        this.#apps.readNamespacedDeployment({ namespace, name }, options),
+      );
+    } catch (error) {
+      if (error instanceof ApiException && error.code === 404) return undefined;
+      throw error;
+    }
+  }
+
   async applyDeployment(deployment: V1Deployment): Promise<V1Deployment> {
     this.#check("apply a Deployment", "deployments");
     const name = `${deployment.metadata?.namespace}/${deployment.metadata?.name}`;
@@ -108,12 +120,25 @@ export class KubeWriter {
           namespace: source.metadata?.namespace ?? "",
           plural: SFS_PLURAL,
           name: source.metadata?.name ?? "",
-          body: { status },
+          body: { status: statusPatch(source.status, status) },
         },
         setHeaderOptions("Content-Type", PatchStrategy.MergePatch, options),
       ),
     );
   }
+}
+
+/**
+ * The merge patch that replaces `previous` with `next`: a merge patch leaves alone the keys it does
+ * not mention, so each top-level key `next` lacks is sent as null (deleted). Lists (conditions) are
+ * replaced whole by a merge patch anyway.
+ */
+export function statusPatch(
+  previous: StepFunctionSourceStatus | undefined,
+  next: StepFunctionSourceStatus,
+): Record<string, unknown> {
+  const removed = Object.keys(previous ?? {}).filter((key) => !(key in next));
+  return { ...Object.fromEntries(removed.map((key) => [key, null])), ...next };
 }
 
 function sourceKey(source: StepFunctionSource): string {

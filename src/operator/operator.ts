@@ -157,8 +157,8 @@ export class Operator {
         return list as KubernetesListObject<StepFunctionSource>;
       },
       {
-        onChange: (source) => this.#enqueue(objectKey(source)),
-        onDelete: (source) => this.#enqueue(objectKey(source)),
+        onChange: (source) => this.#sourceChanged(source),
+        onDelete: (source) => this.#sourceChanged(source),
       },
     );
     const ownerKey = (deployment: V1Deployment): void => {
@@ -245,6 +245,20 @@ export class Operator {
     await Promise.all([this.#sources.stop(), this.#deployments.stop(), this.#services.stop()]);
     await this.#redis.close();
     this.#activities.close();
+  }
+
+  /**
+   * A source changed: it is queued, and so is every other source of the same activity, one of which
+   * may be waiting for it to give the activity up (ActivityInUse).
+   */
+  #sourceChanged(source: StepFunctionSource): void {
+    this.#enqueue(objectKey(source));
+    const activity = source.spec?.activityName;
+    for (const other of this.#sources.list()) {
+      if (other.spec?.activityName === activity && other.metadata?.uid !== source.metadata?.uid) {
+        this.#enqueue(objectKey(other));
+      }
+    }
   }
 
   #enqueue(key: string): void {

@@ -68,8 +68,11 @@ export interface ReconcileDeps {
   kube: {
     /** Sets metadata.finalizers (with the resourceVersion read: a conflict is retried). */
     setFinalizers(source: StepFunctionSource, finalizers: string[]): Promise<void>;
+    /** The Deployment as the API has it now (uncached), undefined when there is none. */
+    readDeployment(namespace: string, name: string): Promise<V1Deployment | undefined>;
     /** Server-side apply with the operator's field manager, forcing conflicts. */
     applyDeployment(deployment: V1Deployment): Promise<V1Deployment>;
+    /** Replaces the status (fields it lacks are removed). */
     writeStatus(source: StepFunctionSource, status: StepFunctionSourceStatus): Promise<void>;
   };
   events: {
@@ -189,7 +192,7 @@ export async function reconcileSource(
 
   // 8. The poller Deployment: applied only when ours differs from what runs (no write otherwise).
   const desiredReplicas = pollerReplicas(spec);
-  const current = currentDeployment(deps, source);
+  const current = await currentDeployment(deps, source);
   let deployment = current.deployment;
   if (activityArn !== undefined && target.port !== undefined && !current.foreign) {
     const desired = desiredPollerDeployment({
@@ -346,7 +349,6 @@ async function finalize(deps: ReconcileDeps, source: StepFunctionSource, key: st
   if (arn !== undefined && !shared) {
     try {
       await deps.redis.deleteState(target, arn);
-      cleanupFailures.delete(key);
     } catch (error) {
       const first = cleanupFailures.get(key) ?? deps.now().getTime();
       cleanupFailures.set(key, first);
@@ -360,13 +362,14 @@ async function finalize(deps: ReconcileDeps, source: StepFunctionSource, key: st
         "RedisCleanupAbandoned",
         `could not delete the semaphore's Redis keys for ${Math.round(CLEANUP_GIVE_UP_MS / 1000)} s (${describeError(error)}); letting the source go and leaving them in ${redactUrl(target.url)}`,
       );
-      cleanupFailures.delete(key);
     }
   }
   await deps.kube.setFinalizers(
     source,
     finalizers.filter((finalizer) => finalizer !== FINALIZER),
   );
+  // Only now: a conflict above retries with the give-up clock still running.
+  cleanupFailures.delete(key);
 }
 
 /** The Redis of a source: its own `spec.redis`, else the operator's. */
@@ -385,19 +388,20 @@ export function redisTargetOf(source: StepFunctionSource, settings: OperatorSett
 }
 
 /**
- * The Deployment of this source's name from the cache: `owned` when this source controls it. One of
- * the same name that it does not control (someone else's, or a previous source's that garbage
- * collection has not removed yet) is never taken over.
+ * The Deployment of this source's name: `owned` when this source controls it. One of the same name
+ * that it does not control (someone else's, or a previous source's that garbage collection has not
+ * removed yet) is never taken over. The cache holds only Deployments with our label, so when it has
+ * none the API is asked directly (once per creation) before the name is taken as free.
  */
-function currentDeployment(
+async function currentDeployment(
   deps: ReconcileDeps,
   source: StepFunctionSource,
-): { deployment?: V1Deployment; foreign: boolean } {
+): Promise<{ deployment?: V1Deployment; foreign: boolean }> {
   const uid = source.metadata?.uid;
-  const deployment = deps.deployments.get(
-    source.metadata?.namespace ?? "",
-    pollerDeploymentName(source.metadata?.name ?? ""),
-  );
+  const namespace = source.metadata?.namespace ?? "";
+  const name = pollerDeploymentName(source.metadata?.name ?? "");
+  const deployment =
+    deps.deployments.get(namespace, name) ?? (await deps.kube.readDeployment(namespace, name));
   if (deployment === undefined) return { foreign: false };
   const owned = deployment.metadata?.ownerReferences?.some((owner) => owner.uid === uid && owner.controller);
   return owned ? { deployment, foreign: false } : { foreign: true };
