@@ -87,6 +87,8 @@ export class Operator {
   #collectTimer: NodeJS.Timeout | undefined;
   #collecting: Promise<void> | undefined;
   #stopped = false;
+  /** The activity name of each source (by uid) as last seen, to know what a change gave up. */
+  readonly #activityOf = new Map<string, string>();
 
   constructor(options: OperatorOptions) {
     const { kubeConfig, settings } = options;
@@ -253,9 +255,12 @@ export class Operator {
    */
   #sourceChanged(source: StepFunctionSource): void {
     this.#enqueue(objectKey(source));
-    const activity = source.spec?.activityName;
+    const uid = source.metadata?.uid ?? "";
+    // The activity it had before too: a source that changed its activity gives the old one up.
+    const activities = new Set([source.spec?.activityName, this.#activityOf.get(uid)]);
+    this.#activityOf.set(uid, source.spec?.activityName ?? "");
     for (const other of this.#sources.list()) {
-      if (other.spec?.activityName === activity && other.metadata?.uid !== source.metadata?.uid) {
+      if (other.metadata?.uid !== uid && activities.has(other.spec?.activityName)) {
         this.#enqueue(objectKey(other));
       }
     }
