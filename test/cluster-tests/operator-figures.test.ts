@@ -125,6 +125,8 @@ describe("operator: task figures and the live limit with the Deployment's poller
    */
   async function podEnvironment(template: V1Deployment, pod: string): Promise<NodeJS.ProcessEnv> {
     const container = template.spec?.template.spec?.containers[0];
+    // Only `env` is translated below: anything from envFrom would be missed.
+    expect(container?.envFrom).to.equal(undefined);
     const env: NodeJS.ProcessEnv = {};
     for (const variable of container?.env ?? []) env[variable.name] = await resolveVariable(variable, pod);
     expect(env.SFN_TARGET_URL, "the Service's URL in the template").to.equal(
@@ -458,5 +460,35 @@ describe("operator: task figures and the live limit with the Deployment's poller
     expect(status.pollers).to.equal("1/1");
     const columns = await printedColumns();
     expect(columns).to.include({ MAX: "2", SUCCEEDED: String(status.tasksSucceeded) });
+  });
+
+  it("drops a crashed poller's tasks in flight from the status once its report expires", async () => {
+    const [poller] = pollers;
+    if (poller === undefined) throw new Error("no poller running");
+    const before = (await getSource(testCluster(), namespace, NAME))?.status;
+    await enqueue(2, () => ({ hold: "crash", id: "lost" }));
+    await until(() => target.inFlight === 2, 60_000, "2 tasks held at the target");
+    await eventually("2 tasks in flight in the status", async () => {
+      return (await getSource(testCluster(), namespace, NAME))?.status?.tasksInFlight === 2;
+    });
+    // A pod that dies (OOM-killed, its node gone) reports nothing more: its figure lasts for the
+    // report's TTL (3 x 5 s, by Redis's clock), then no longer counts.
+    poller.cli.child.kill("SIGKILL");
+    await poller.cli.exited;
+    pollers.splice(pollers.indexOf(poller), 1);
+    const after = await eventually(
+      "no task in flight after the report's TTL",
+      async () => {
+        const current = (await getSource(testCluster(), namespace, NAME))?.status;
+        return current?.tasksInFlight === 0 ? current : undefined;
+      },
+      60_000,
+    );
+    // The totals stay: the two tasks never ended as far as any poller could tell.
+    expect(after).to.deep.include({
+      tasksSucceeded: before?.tasksSucceeded,
+      tasksFailed: before?.tasksFailed,
+    });
+    target.release("crash");
   });
 });
