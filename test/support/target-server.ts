@@ -2,7 +2,8 @@
  * A real HTTP target for integration tests, steered by the task input it receives:
  *
  *   {"reply": "json" | "text" | "huge" | "status" | "reset" | "echo", "delayMs": 0, "status": 500,
- *    "headers": {"step-func-error": "..."}, "headerEncoding": "utf8" | "latin1", "body": "..."}
+ *    "headers": {"step-func-error": "..."}, "headerEncoding": "utf8" | "latin1", "body": "...",
+ *    "hold": "gate"}
  *
  * It measures what only the target can see: concurrency (current and peak), every request's headers,
  * and how many requests it got.
@@ -21,6 +22,11 @@ export interface TargetInstruction {
    */
   headerEncoding?: "utf8" | "latin1";
   body?: string;
+  /**
+   * Holds the request (before `delayMs`) until the test calls `release(hold)`: tasks that stay in
+   * flight for as long as a test needs them to, whatever the machine's speed.
+   */
+  hold?: string;
   /** Any other field is carried through (e.g. an id the test uses). */
   [key: string]: unknown;
 }
@@ -38,6 +44,7 @@ export class TestTarget {
   inFlight = 0;
   peak = 0;
   readonly #server: http.Server;
+  readonly #gates = new Map<string, PromiseWithResolvers<void>>();
   #port = 0;
 
   constructor() {
@@ -57,6 +64,20 @@ export class TestTarget {
   resetCounters(): void {
     this.requests.length = 0;
     this.peak = this.inFlight;
+  }
+
+  /** Lets the requests held by `gate` go on, and those that come later pass at once. */
+  release(gate: string): void {
+    this.#gate(gate).resolve();
+  }
+
+  #gate(name: string): PromiseWithResolvers<void> {
+    let gate = this.#gates.get(name);
+    if (gate === undefined) {
+      gate = Promise.withResolvers<void>();
+      this.#gates.set(name, gate);
+    }
+    return gate;
   }
 
   async close(): Promise<void> {
@@ -83,6 +104,10 @@ export class TestTarget {
       } catch {
         // not an instruction: answer with the default
       }
+      if (instruction.hold !== undefined) {
+        await Promise.race([this.#gate(instruction.hold).promise, closedPromise(res)]);
+      }
+      if (closed) return;
       if (instruction.delayMs) await waitOrClose(instruction.delayMs, res);
       if (closed) return;
       this.#reply(instruction, body, res);
@@ -139,5 +164,12 @@ function waitOrClose(ms: number, res: http.ServerResponse): Promise<void> {
       clearTimeout(timer);
       resolve();
     });
+  });
+}
+
+function closedPromise(res: http.ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    if (res.closed) resolve();
+    else res.once("close", () => resolve());
   });
 }
