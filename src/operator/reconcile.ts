@@ -219,6 +219,23 @@ export async function reconcileSource(
     }
   }
 
+  // A source that moved to another activity leaves the old one's keys behind: its old pollers are
+  // gone or going (the rollout above), and a missing limit makes any that remain take no new task.
+  const oldArn = previous?.activityArn;
+  if (activityArn !== undefined && oldArn !== undefined && oldArn !== activityArn) {
+    if (!sharedWithAnother(deps, source, oldArn, redisTarget.url)) {
+      await deps.redis.deleteState(redisTarget, oldArn).catch((error: unknown) => {
+        getLogger("reconcile", { namespace, name }).warn(
+          "could not delete the previous activity's Redis keys",
+          {
+            activityArn: oldArn,
+            error: describeError(error),
+          },
+        );
+      });
+    }
+  }
+
   // 9. Conditions, events for what changed, and the status.
   const states: ConditionStates = {
     ActivityResolved: activityState,
@@ -335,18 +352,7 @@ async function finalize(deps: ReconcileDeps, source: StepFunctionSource, key: st
   const arn = source.status?.activityArn;
   const target = redisTargetOf(source, deps.settings);
   // Another live source of the same activity in the same Redis shares the semaphore: keep it.
-  const shared =
-    arn !== undefined &&
-    deps.sources
-      .list()
-      .some(
-        (other) =>
-          other.metadata?.uid !== source.metadata?.uid &&
-          !other.metadata?.deletionTimestamp &&
-          other.status?.activityArn === arn &&
-          redisTargetOf(other, deps.settings).url === target.url,
-      );
-  if (arn !== undefined && !shared) {
+  if (arn !== undefined && !sharedWithAnother(deps, source, arn, target.url)) {
     try {
       await deps.redis.deleteState(target, arn);
     } catch (error) {
@@ -370,6 +376,24 @@ async function finalize(deps: ReconcileDeps, source: StepFunctionSource, key: st
   );
   // Only now: a conflict above retries with the give-up clock still running.
   cleanupFailures.delete(key);
+}
+
+/** Whether another live source uses the semaphore of `arn` in the Redis at `url`. */
+function sharedWithAnother(
+  deps: ReconcileDeps,
+  source: StepFunctionSource,
+  arn: string,
+  url: string,
+): boolean {
+  return deps.sources
+    .list()
+    .some(
+      (other) =>
+        other.metadata?.uid !== source.metadata?.uid &&
+        !other.metadata?.deletionTimestamp &&
+        other.status?.activityArn === arn &&
+        redisTargetOf(other, deps.settings).url === url,
+    );
 }
 
 /** The Redis of a source: its own `spec.redis`, else the operator's. */

@@ -936,6 +936,19 @@ describe("reconcileSource", () => {
       });
     }
 
+    it("deletes the previous activity's Redis state when a source moves to another activity", async () => {
+      const world = worldWith("moved", {
+        spec: specOf({ activityName: "sum-v2" }),
+        status: { activityArn: arnOf("sum") },
+      });
+
+      await world.run("moved");
+
+      expect(world.deletes).to.deep.equal([{ target: { url: REDIS_URL }, arn: arnOf("sum") }]);
+      expect(world.log.indexOf("deleteState")).to.be.greaterThan(world.log.indexOf("applyDeployment"));
+      expect(world.source("moved").status?.activityArn).to.equal(arnOf("sum-v2"));
+    });
+
     it("deletes the semaphore's Redis state, then removes only our finalizer", async () => {
       const world = new FakeWorld(deleting("delete-clean"));
 
