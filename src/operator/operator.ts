@@ -87,6 +87,8 @@ export class Operator {
   #collectTimer: NodeJS.Timeout | undefined;
   #collecting: Promise<void> | undefined;
   #stopped = false;
+  /** What each live source claims (activity, region, Redis), to see when a claim ends or changes. */
+  readonly #claims = new Map<string, { activityName: string; identity: string }>();
 
   constructor(options: OperatorOptions) {
     const { kubeConfig, settings } = options;
@@ -157,8 +159,14 @@ export class Operator {
         return list as KubernetesListObject<StepFunctionSource>;
       },
       {
-        onChange: (source) => this.#enqueue(objectKey(source)),
-        onDelete: (source) => this.#enqueue(objectKey(source)),
+        onChange: (source) => {
+          this.#enqueue(objectKey(source));
+          this.#activityClaimChanged(source, false);
+        },
+        onDelete: (source) => {
+          this.#enqueue(objectKey(source));
+          this.#activityClaimChanged(source, true);
+        },
       },
     );
     const ownerKey = (deployment: V1Deployment): void => {
@@ -249,6 +257,34 @@ export class Operator {
 
   #enqueue(key: string): void {
     if (!this.#stopped) this.#queue.add(key);
+  }
+
+  /**
+   * One activity has one source per Redis (reconcile's ActivityInUse): a younger source of it waits,
+   * and nothing else queues it when the older one lets go of the activity (is deleted, or moves to
+   * another activity, region or Redis). So when a source's claim ends or changes, the other sources
+   * of the activity names involved are queued. Status changes and relists leave the claim as it was
+   * and queue nothing more.
+   */
+  #activityClaimChanged(source: StepFunctionSource, deleted: boolean): void {
+    const key = objectKey(source);
+    const before = this.#claims.get(key);
+    const gone = deleted || source.metadata?.deletionTimestamp !== undefined;
+    const claim = gone
+      ? undefined
+      : {
+          activityName: source.spec?.activityName ?? "",
+          identity: `${source.spec?.activityName}\n${source.spec?.region ?? ""}\n${redisTargetOf(source, this.#settings).url}`,
+        };
+    if (claim === undefined) this.#claims.delete(key);
+    else this.#claims.set(key, claim);
+    // A source seen for the first time frees no activity (at the start, every source is queued).
+    if (before === undefined || before.identity === claim?.identity) return;
+    const names = new Set([before.activityName, claim?.activityName]);
+    for (const other of this.#sources.list()) {
+      const otherKey = objectKey(other);
+      if (otherKey !== key && names.has(other.spec?.activityName)) this.#enqueue(otherKey);
+    }
   }
 
   get #deps(): Parameters<typeof reconcileSource>[0] {
