@@ -4,6 +4,7 @@
  * reconcile makes. Decisions live in reconcile.ts; this file only talks to the API.
  */
 import {
+  ApiException,
   type AppsV1Api,
   type CustomObjectsApi,
   PatchStrategy,
@@ -79,6 +80,18 @@ export class KubeWriter {
         setHeaderOptions("Content-Type", PatchStrategy.MergePatch, options),
       ),
     );
+  }
+
+  /** The Deployment as the API has it now (not the cache), undefined when there is none. */
+  async readDeployment(namespace: string, name: string): Promise<V1Deployment | undefined> {
+    try {
+      return await withTimeout(`read Deployment ${namespace}/${name}`, this.#timeoutMs, (options) =>
+        this.#apps.readNamespacedDeployment({ name, namespace }, options),
+      );
+    } catch (error) {
+      if (error instanceof ApiException && error.code === 404) return undefined;
+      throw error;
+    }
   }
 
   async applyDeployment(deployment: V1Deployment): Promise<V1Deployment> {
