@@ -125,8 +125,9 @@ export class SourceRedis {
         const health = (): void => {
           const key = targetKey(target);
           const down = this.problem(target) !== undefined;
-          // The first look at a Redis queues nothing: reconcile has judged it itself.
-          if (this.#down.has(key) && this.#down.get(key) !== down) {
+          // Unseen counts as up: a needless reconcile is harmless, a Redis that went down before
+          // the first look and queued nothing is not.
+          if ((this.#down.get(key) ?? false) !== down) {
             changed.push(...group.map((source) => source.key));
           }
           this.#down.set(key, down);
