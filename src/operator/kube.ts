@@ -82,10 +82,11 @@ export class KubeWriter {
     );
   }
 
+  /** The Deployment as the API has it now (not the cache), undefined when there is none. */
   async readDeployment(namespace: string, name: string): Promise<V1Deployment | undefined> {
     try {
       return await withTimeout(`read Deployment ${namespace}/${name}`, this.#timeoutMs, (options) =>
-        this.#apps.readNamespacedDeployment({ namespace, name }, options),
+        this.#apps.readNamespacedDeployment({ name, namespace }, options),
       );
     } catch (error) {
       if (error instanceof ApiException && error.code === 404) return undefined;

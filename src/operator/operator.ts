@@ -87,8 +87,8 @@ export class Operator {
   #collectTimer: NodeJS.Timeout | undefined;
   #collecting: Promise<void> | undefined;
   #stopped = false;
-  /** The activity name of each source (by uid) as last seen, to know what a change gave up. */
-  readonly #activityOf = new Map<string, string>();
+  /** What each live source claims (activity, region, Redis), to see when a claim ends or changes. */
+  readonly #claims = new Map<string, { activityName: string; identity: string }>();
 
   constructor(options: OperatorOptions) {
     const { kubeConfig, settings } = options;
@@ -159,8 +159,14 @@ export class Operator {
         return list as KubernetesListObject<StepFunctionSource>;
       },
       {
-        onChange: (source) => this.#sourceChanged(source),
-        onDelete: (source) => this.#sourceChanged(source),
+        onChange: (source) => {
+          this.#enqueue(objectKey(source));
+          this.#activityClaimChanged(source, false);
+        },
+        onDelete: (source) => {
+          this.#enqueue(objectKey(source));
+          this.#activityClaimChanged(source, true);
+        },
       },
     );
     const ownerKey = (deployment: V1Deployment): void => {
@@ -249,25 +255,36 @@ export class Operator {
     this.#activities.close();
   }
 
-  /**
-   * A source changed: it is queued, and so is every other source of the same activity, one of which
-   * may be waiting for it to give the activity up (ActivityInUse).
-   */
-  #sourceChanged(source: StepFunctionSource): void {
-    this.#enqueue(objectKey(source));
-    const uid = source.metadata?.uid ?? "";
-    // The activity it had before too: a source that changed its activity gives the old one up.
-    const activities = new Set([source.spec?.activityName, this.#activityOf.get(uid)]);
-    this.#activityOf.set(uid, source.spec?.activityName ?? "");
-    for (const other of this.#sources.list()) {
-      if (other.metadata?.uid !== uid && activities.has(other.spec?.activityName)) {
-        this.#enqueue(objectKey(other));
-      }
-    }
-  }
-
   #enqueue(key: string): void {
     if (!this.#stopped) this.#queue.add(key);
+  }
+
+  /**
+   * One activity has one source per Redis (reconcile's ActivityInUse): a younger source of it waits,
+   * and nothing else queues it when the older one lets go of the activity (is deleted, or moves to
+   * another activity, region or Redis). So when a source's claim ends or changes, the other sources
+   * of the activity names involved are queued. Status changes and relists leave the claim as it was
+   * and queue nothing more.
+   */
+  #activityClaimChanged(source: StepFunctionSource, deleted: boolean): void {
+    const key = objectKey(source);
+    const before = this.#claims.get(key);
+    const gone = deleted || source.metadata?.deletionTimestamp !== undefined;
+    const claim = gone
+      ? undefined
+      : {
+          activityName: source.spec?.activityName ?? "",
+          identity: `${source.spec?.activityName}\n${source.spec?.region ?? ""}\n${redisTargetOf(source, this.#settings).url}`,
+        };
+    if (claim === undefined) this.#claims.delete(key);
+    else this.#claims.set(key, claim);
+    // A source seen for the first time frees no activity (at the start, every source is queued).
+    if (before === undefined || before.identity === claim?.identity) return;
+    const names = new Set([before.activityName, claim?.activityName]);
+    for (const other of this.#sources.list()) {
+      const otherKey = objectKey(other);
+      if (otherKey !== key && names.has(other.spec?.activityName)) this.#enqueue(otherKey);
+    }
   }
 
   get #deps(): Parameters<typeof reconcileSource>[0] {

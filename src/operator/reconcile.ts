@@ -36,6 +36,9 @@ export const FINALIZER = "sfn-operator.dev/cleanup";
 /** How long deletion waits for Redis before it lets the source go and leaves the keys (an event says so). */
 export const CLEANUP_GIVE_UP_MS = 2 * 60_000;
 
+/** How often a source whose Deployment name is taken by someone else's Deployment looks again. */
+export const FOREIGN_DEPLOYMENT_RECHECK_MS = 15_000;
+
 /** Which Redis a source's semaphore is in: the operator's, or the source's own `spec.redis.url`. */
 export interface RedisTarget {
   url: string;
@@ -68,7 +71,7 @@ export interface ReconcileDeps {
   kube: {
     /** Sets metadata.finalizers (with the resourceVersion read: a conflict is retried). */
     setFinalizers(source: StepFunctionSource, finalizers: string[]): Promise<void>;
-    /** The Deployment as the API has it now (uncached), undefined when there is none. */
+    /** The Deployment from the API itself (the cache holds only those with the operator's label). */
     readDeployment(namespace: string, name: string): Promise<V1Deployment | undefined>;
     /** Server-side apply with the operator's field manager, forcing conflicts. */
     applyDeployment(deployment: V1Deployment): Promise<V1Deployment>;
@@ -192,9 +195,20 @@ export async function reconcileSource(
 
   // 8. The poller Deployment: applied only when ours differs from what runs (no write otherwise).
   const desiredReplicas = pollerReplicas(spec);
-  const current = await currentDeployment(deps, source);
+  const current = currentDeployment(deps, source);
   let deployment = current.deployment;
-  if (activityArn !== undefined && target.port !== undefined && !current.foreign) {
+  let foreign = current.foreign;
+  if (activityArn !== undefined && target.port !== undefined && !foreign && deployment === undefined) {
+    // The cache sees only Deployments with the operator's label: one of this name that someone else
+    // made is invisible there, and a forced apply would take it over (or fail on its selector for
+    // ever). Ask the API before creating.
+    const existing = await deps.kube.readDeployment(namespace, pollerDeploymentName(name));
+    if (existing !== undefined) {
+      if (ownedBy(existing, source)) deployment = existing;
+      else foreign = true;
+    }
+  }
+  if (activityArn !== undefined && target.port !== undefined && !foreign) {
     const desired = desiredPollerDeployment({
       source: {
         apiVersion: source.apiVersion,
@@ -240,7 +254,7 @@ export async function reconcileSource(
   const states: ConditionStates = {
     ActivityResolved: activityState,
     TargetFound: target.state,
-    PollersAvailable: current.foreign
+    PollersAvailable: foreign
       ? conditionFalse(
           "DeploymentNameTaken",
           `a Deployment named ${pollerDeploymentName(name)} exists and is not this source's: delete or rename it`,
@@ -279,6 +293,9 @@ export async function reconcileSource(
   if (activityArn === undefined && owner === undefined)
     throw new RetryLater(`${key}: ${activityState.message}`);
   if (semaphoreState.status === "False") throw new RetryLater(`${key}: ${semaphoreState.message}`);
+  // A foreign Deployment without the operator's label is not watched: look again now and then, so
+  // that deleting it (what the condition asks) heals the source.
+  if (foreign) return { requeueAfterMs: FOREIGN_DEPLOYMENT_RECHECK_MS };
   return {};
 }
 
@@ -412,23 +429,29 @@ export function redisTargetOf(source: StepFunctionSource, settings: OperatorSett
 }
 
 /**
- * The Deployment of this source's name: `owned` when this source controls it. One of the same name
- * that it does not control (someone else's, or a previous source's that garbage collection has not
- * removed yet) is never taken over. The cache holds only Deployments with our label, so when it has
- * none the API is asked directly (once per creation) before the name is taken as free.
+ * The Deployment of this source's name from the cache: `owned` when this source controls it. One of
+ * the same name that it does not control (someone else's, or a previous source's that garbage
+ * collection has not removed yet) is never taken over.
  */
-async function currentDeployment(
+function currentDeployment(
   deps: ReconcileDeps,
   source: StepFunctionSource,
-): Promise<{ deployment?: V1Deployment; foreign: boolean }> {
-  const uid = source.metadata?.uid;
-  const namespace = source.metadata?.namespace ?? "";
-  const name = pollerDeploymentName(source.metadata?.name ?? "");
-  const deployment =
-    deps.deployments.get(namespace, name) ?? (await deps.kube.readDeployment(namespace, name));
+): { deployment?: V1Deployment; foreign: boolean } {
+  const deployment = deps.deployments.get(
+    source.metadata?.namespace ?? "",
+    pollerDeploymentName(source.metadata?.name ?? ""),
+  );
   if (deployment === undefined) return { foreign: false };
-  const owned = deployment.metadata?.ownerReferences?.some((owner) => owner.uid === uid && owner.controller);
-  return owned ? { deployment, foreign: false } : { foreign: true };
+  return ownedBy(deployment, source) ? { deployment, foreign: false } : { foreign: true };
+}
+
+/** Whether the source is the Deployment's controlling owner. */
+function ownedBy(deployment: V1Deployment, source: StepFunctionSource): boolean {
+  const uid = source.metadata?.uid;
+  return (
+    deployment.metadata?.ownerReferences?.some((owner) => owner.uid === uid && owner.controller === true) ??
+    false
+  );
 }
 
 function recordDeploymentChange(

@@ -47,6 +47,8 @@ export class SourceRedis {
   readonly #figures = new Map<string, SourceStats>();
   /** The limit last written per Redis and ARN: no write when it is already there. */
   readonly #limits = new Map<string, number>();
+  /** Per Redis, whether the last collect() found it unusable: a change queues its sources. */
+  readonly #down = new Map<string, boolean>();
   readonly #log = getLogger("redis");
 
   constructor(options: {
@@ -103,7 +105,10 @@ export class SourceRedis {
 
   /**
    * Reads the figures of every source (one pipeline per Redis) and writes back limits Redis lost.
-   * Returns the keys of the sources whose figures changed, for the work queue.
+   * Returns the keys of the sources to reconcile: those whose figures changed, and all those of a
+   * Redis that went down or came back since the last collect. Nothing else tells reconcile that a
+   * Redis went away (no Kubernetes object changes), so SemaphoreHealthy would stay True until an
+   * unrelated event; and one that comes back would wait for the work queue's grown backoff.
    */
   async collect(sources: readonly CollectedSource[]): Promise<string[]> {
     const byTarget = new Map<string, CollectedSource[]>();
@@ -116,18 +121,34 @@ export class SourceRedis {
       [...byTarget.values()].map(async (group) => {
         const target = group[0]?.target;
         if (target === undefined) return;
+        // Judged as reconcile judges it (problem()), after this round's use of the connection.
+        const health = (): void => {
+          const key = targetKey(target);
+          const down = this.problem(target) !== undefined;
+          // Unseen counts as up: a needless reconcile is harmless, a Redis that went down before
+          // the first look and queued nothing is not.
+          if ((this.#down.get(key) ?? false) !== down) {
+            changed.push(...group.map((source) => source.key));
+          }
+          this.#down.set(key, down);
+        };
         let stats: Map<string, SourceStats>;
         try {
           const connection = await this.#connection(target);
-          if (!connection.ready) return;
+          if (!connection.ready) {
+            health();
+            return;
+          }
           stats = await readSourceStats(
             connection,
             group.map((source) => source.activityArn),
           );
         } catch (error) {
+          health();
           this.#log.debug("could not read task figures", { error: describeError(error) });
           return;
         }
+        health();
         for (const source of group) {
           const figures = stats.get(source.activityArn);
           if (figures === undefined) continue;

@@ -466,6 +466,11 @@ export async function startLocalCluster(options: StartOptions): Promise<LocalClu
         `--config=${path.join(dir, "kwok.yaml")}`,
         "--manage-all-nodes=false",
         "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+        // The fake Node's heartbeat is a Lease renewed every 10 s, as a kubelet's. Without one kwok
+        // patches the Node's status only every ~55 s, beyond the node lifecycle controller's grace
+        // period (50 s): the Node then flaps to NotReady and every pod on it with it, so that a
+        // Deployment's ready replicas drop in the middle of a test.
+        "--node-lease-duration-seconds=40",
         "--node-ip=127.0.0.1",
         "--cidr=10.244.0.0/16",
         `--server-address=127.0.0.1:${ports.kwok}`,

@@ -36,6 +36,7 @@ import {
   ActivityError,
   CLEANUP_GIVE_UP_MS,
   FINALIZER,
+  FOREIGN_DEPLOYMENT_RECHECK_MS,
   type ReconcileDeps,
   type RedisTarget,
   RetryLater,
@@ -835,7 +836,8 @@ describe("reconcileSource", () => {
       status: { readyReplicas: 5 },
     });
 
-    expect(await world.run("taken")).to.deep.equal({});
+    // Looked at again now and then: deleting the other Deployment (not watched) then heals it.
+    expect(await world.run("taken")).to.deep.equal({ requeueAfterMs: FOREIGN_DEPLOYMENT_RECHECK_MS });
 
     expect(world.log).to.not.include("applyDeployment");
     const status = onlyStatusWrite(world);
