@@ -64,7 +64,7 @@ describe("operator: two processes, takeovers, API server restart, restart withou
   });
 
   afterEach(async function (this: Context) {
-    if (this.currentTest?.state === "failed") console.error(fixture.outputs(120));
+    if (this.currentTest?.state === "failed") console.error(fixture.outputs(200));
     await fixture.stopOperators();
   });
 
@@ -394,30 +394,40 @@ describe("operator: two processes, takeovers, API server restart, restart withou
     await settled(first, names.length);
     expect(await first.cli.stop(), "the first operator's exit").to.deep.equal({ code: 0, signal: null });
 
-    const versions = async () => {
+    /** The sources' statuses and every object's resourceVersion. */
+    const snapshot = async () => {
       const list = await getJson<{
-        items: Array<{ kind: string; metadata: { name: string; resourceVersion: string } }>;
+        items: Array<{ kind: string; metadata: { name: string; resourceVersion: string }; status?: unknown }>;
       }>(cluster, ["stepfunctionsources,deployments", "-n", namespace]);
-      return Object.fromEntries(
-        (list?.items ?? []).map((item) => [
-          `${item.kind}/${item.metadata.name}`,
-          item.metadata.resourceVersion,
-        ]),
-      );
+      const items = list?.items ?? [];
+      return {
+        statuses: Object.fromEntries(
+          items
+            .filter((item) => item.kind === "StepFunctionSource")
+            .map((item) => [item.metadata.name, item.status]),
+        ),
+        versions: Object.fromEntries(
+          items.map((item) => [`${item.kind}/${item.metadata.name}`, item.metadata.resourceVersion]),
+        ),
+      };
     };
-    const before = await versions();
-    expect(Object.keys(before)).to.have.length(2 * names.length);
+    const before = await snapshot();
+    expect(Object.keys(before.versions)).to.have.length(2 * names.length);
 
     const second = await fixture.startOperator({ identity: "restart-b", env });
     await second.cli.waitForLog((record) => record.message === "caches synced; reconciling", 60_000);
     await settled(second, names.length);
     expect(await second.isLeader()).to.equal(true);
+    // The same state (the statuses first: their diff says what a write would have changed), no
+    // object changed at all, and no write sent, not even one the API server found to change nothing.
+    const after = await snapshot();
+    expect(after.statuses, "the sources' statuses").to.deep.equal(before.statuses);
+    expect(after.versions, "resourceVersions of the sources and Deployments").to.deep.equal(before.versions);
     expect(await second.writes(), "writes of the restarted operator").to.deep.equal({
       finalizers: 0,
       deployments: 0,
       status: 0,
     });
-    expect(await versions(), "resourceVersions of the sources and Deployments").to.deep.equal(before);
     // Nor an event: nothing changed, so no condition made a transition (events are not in writes).
     const events = await getJson<{ items: Array<{ reportingInstance?: string; reason: string }> }>(cluster, [
       "events",
