@@ -12,9 +12,16 @@
  * asserted on takeovers are the protocol's figure plus a margin for a loaded 2-core machine, each
  * explained where it is asserted.
  */
-import { KubeConfig, type V1Deployment, type V1Lease, Watch } from "@kubernetes/client-node";
+import {
+  KubeConfig,
+  type V1Deployment,
+  type V1Lease,
+  type V1PolicyRule,
+  Watch,
+} from "@kubernetes/client-node";
 import { expect } from "chai";
 import type { Context } from "mocha";
+import { rbacObjects } from "../../src/operator/rbac.ts";
 import type { LocalCluster } from "../support/cluster.ts";
 import { testCluster } from "../support/cluster-hooks.ts";
 import {
@@ -441,5 +448,58 @@ describe("operator: two processes, takeovers, API server restart, restart withou
     ).to.deep.equal([]);
     const firstEvents = (events?.items ?? []).filter((event) => event.reportingInstance === first.identity);
     expect(firstEvents.length, "events of the first operator (the check sees events)").to.be.above(0);
+  });
+
+  it("an operator whose ServiceAccount lacks a rule fails visibly", async () => {
+    const cluster = testCluster();
+    const { namespace, env } = await scope("ha-rbac");
+    // The shipped rules for one watched namespace, less the Deployments rule: a chart that forgot it.
+    const account = "limited";
+    const objects = rbacObjects({
+      name: `limited-${namespace}`,
+      namespace: fixture.namespace,
+      serviceAccount: account,
+      watchNamespaces: [namespace],
+    }) as Array<{ kind: string; rules?: V1PolicyRule[] }>;
+    for (const object of objects) {
+      if (
+        object.kind === "Role" &&
+        object.rules?.some((rule) => rule.resources?.includes("stepfunctionsources"))
+      )
+        object.rules = object.rules.filter((rule) => !rule.resources?.includes("deployments"));
+    }
+    await apply(cluster, [
+      { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: account, namespace: fixture.namespace } },
+      ...objects,
+    ]);
+    const kubeconfig = await cluster.serviceAccountKubeconfig(fixture.namespace, account);
+    await createSource(namespace, "work", 1);
+    // The caches must fill within 4 API timeouts: 2 s keeps the test short (8 s).
+    const operator = await fixture.startOperator({
+      identity: "rbac-a",
+      env: { ...env, KUBECONFIG: kubeconfig, SFN_API_TIMEOUT: "2s" },
+    });
+    // The informer's warning names what is forbidden, at once (not only "HTTP 403").
+    await operator.cli.waitForLog(
+      (record) =>
+        record.message === "list/watch failed: restarting" &&
+        String(record.informer).startsWith("deployments/") &&
+        /deployments\.apps is forbidden: .* cannot list resource "deployments"/.test(String(record.error)),
+      30_000,
+    );
+    // Then the leader does not sit on the Lease doing nothing: it exits 1, saying why, and hands the
+    // Lease over. Bounded by the 8 s of the sync deadline plus a stop; 60 s on a loaded machine.
+    const exited = await Promise.race([
+      operator.cli.exited,
+      new Promise<"running">((resolve) => setTimeout(resolve, 60_000, "running")),
+    ]);
+    expect(exited, "how the operator ended").to.deep.equal({ code: 1, signal: null });
+    const failure = operator.cli.logs().find((record) => record.message === "the controller could not start");
+    expect(String(failure?.error), "the error logged").to.match(
+      /caches did not fill within 8 s .*deployments\/ha-rbac-\w+ \(HTTP 403: deployments\.apps is forbidden/,
+    );
+    expect((await lease(env))?.spec?.holderIdentity, "the Lease after the exit").to.equal("");
+    // It wrote nothing before it gave up: reconciling starts only once every cache is full.
+    expect((await getSource(cluster, namespace, "work"))?.metadata.finalizers ?? []).to.deep.equal([]);
   });
 });
