@@ -3,7 +3,7 @@
  * operator processes (the CLI, with the ServiceAccount token of exactly the RBAC it ships):
  * two processes and one leader; the leader killed (SIGKILL) or stopped (SIGTERM) and the standby
  * taking over; the API server restarted under a running operator; an operator restarted over a
- * settled cluster writing nothing.
+ * settled cluster writing nothing; an operator whose ServiceAccount lacks a rule failing visibly.
  *
  * Each test has its own Lease (SFN_LEASE_NAME) and its own namespace of sources, and its operators
  * watch only that namespace (SFN_WATCH_NAMESPACES): a test never inherits another's leader, and
