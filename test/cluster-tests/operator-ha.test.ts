@@ -236,6 +236,19 @@ describe("operator: two processes, takeovers, API server restart, restart withou
     expect(sumOf(await standby.metrics(), "sfn_operator_reconcile_total"), "standby reconciles").to.equal(0);
     expect(sumOf(await leader.metrics(), "sfn_operator_reconcile_total"), "leader reconciles").to.be.above(0);
     expect((await lease(env))?.spec?.holderIdentity).to.equal(leader.identity);
+
+    // A standby stopped (SIGTERM) exits 0 and leaves the Lease alone: it never held it.
+    const renewedBefore = (await lease(env))?.metadata?.resourceVersion;
+    expect(await standby.cli.stop(), "how the standby exited").to.deep.equal({ code: 0, signal: null });
+    expect(standby.cli.logs().some((record) => record.message === "released the Lease")).to.equal(false);
+    await eventually("a renewal by the leader after the standby's exit", async () => {
+      const current = await lease(env);
+      return (
+        current?.metadata?.resourceVersion !== renewedBefore &&
+        current?.spec?.holderIdentity === leader.identity
+      );
+    });
+    expect(await leader.isLeader()).to.equal(true);
   });
 
   it("SIGKILL of the leader: the standby takes over after the lease duration and reconciles what changed", async () => {
@@ -501,5 +514,43 @@ describe("operator: two processes, takeovers, API server restart, restart withou
     expect((await lease(env))?.spec?.holderIdentity, "the Lease after the exit").to.equal("");
     // It wrote nothing before it gave up: reconciling starts only once every cache is full.
     expect((await getSource(cluster, namespace, "work"))?.metadata.finalizers ?? []).to.deep.equal([]);
+  });
+
+  it("a leader whose Lease another holder took stops at once and exits 1, leaving the Lease", async () => {
+    const cluster = testCluster();
+    const { namespace, env } = await scope("ha-lost");
+    await createSource(namespace, "work", 1);
+    const operator = await fixture.startOperator({ identity: "lost-a", env });
+    await waitForCondition(cluster, namespace, "work", "Ready", "True");
+    expect(await operator.isLeader()).to.equal(true);
+
+    // Another writer names itself the holder (as a process that judged the Lease expired would).
+    await cluster.kubectl([
+      "patch",
+      "lease",
+      "-n",
+      fixture.namespace,
+      env.SFN_LEASE_NAME ?? "",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ spec: { holderIdentity: "intruder" } }),
+    ]);
+    // Its next renewal (a retry period) gets 409, reads the Lease and sees the other holder; 30 s
+    // bounds the stop on a loaded machine.
+    const exited = await Promise.race([
+      operator.cli.exited,
+      new Promise<"running">((resolve) => setTimeout(resolve, 30_000, "running")),
+    ]);
+    expect(exited, "how the operator ended").to.deep.equal({ code: 1, signal: null });
+    const messages = operator.cli.logs().map((record) => record.message);
+    expect(messages).to.include("lost the Lease: exiting to restart as a candidate");
+    const stopped = operator.cli
+      .logs()
+      .find((record) => record.message === "stopped leading" && record.reason);
+    expect(String(stopped?.reason), "why it stopped leading").to.equal("the Lease now names intruder");
+    expect(messages).to.not.include("released the Lease");
+    expect((await lease(env))?.spec?.holderIdentity, "the Lease: not released over the new holder").to.equal(
+      "intruder",
+    );
   });
 });
