@@ -89,12 +89,24 @@ export interface InformerOptions<T extends KubernetesObject> {
   random?: () => number;
 }
 
-/** A short description of a list/watch error: status and message, never a whole response. */
-function describeApiError(error: unknown): string {
+/**
+ * A short description of a list/watch error: status and message, never a whole response. The
+ * message is what tells the user what to fix ("deployments.apps is forbidden: User ... cannot list
+ * ..."); client-node's typed calls put the Status in the ApiException's body as JSON text for any
+ * code they do not know (403 among them), as an object otherwise.
+ */
+export function describeApiError(error: unknown): string {
   if (error instanceof ApiException) {
-    const body = error.body as { message?: unknown } | undefined;
-    const message = typeof body?.message === "string" ? body.message : "";
-    return `HTTP ${error.code}${message ? `: ${message}` : ""}`;
+    let body: unknown = error.body;
+    if (typeof body === "string") {
+      try {
+        body = JSON.parse(body);
+      } catch {
+        body = undefined;
+      }
+    }
+    const message = (body as { message?: unknown } | undefined)?.message;
+    return `HTTP ${error.code}${typeof message === "string" && message ? `: ${message}` : ""}`;
   }
   const status = (error as { statusCode?: unknown } | undefined)?.statusCode;
   const cause = error instanceof Error && error.cause !== undefined ? `: ${describeError(error.cause)}` : "";
@@ -122,6 +134,7 @@ export class ResilientInformer<T extends KubernetesObject> {
   #relistTimer: NodeJS.Timeout | undefined;
   #lastErrorAt = Number.NEGATIVE_INFINITY;
   #lastWarnAt = Number.NEGATIVE_INFINITY;
+  #lastError: string | undefined;
   /** Errors of the current ListWatch so far; failures since the last successful (re)start. */
   #errors = 0;
   #failuresInRow = 0;
@@ -203,6 +216,11 @@ export class ResilientInformer<T extends KubernetesObject> {
   /** Restarts after errors so far. */
   get restarts(): number {
     return this.#restarts;
+  }
+
+  /** The last list/watch error, described (undefined before any): why an informer does not sync. */
+  get lastError(): string | undefined {
+    return this.#lastError;
   }
 
   /** Periodic relists so far. */
@@ -355,6 +373,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     const now = performance.now();
     if (now - this.#lastErrorAt > this.#resetAfterMs) this.#backoff.reset();
     this.#lastErrorAt = now;
+    this.#lastError = describeApiError(error);
     this.#errors += 1;
     this.#failuresInRow += 1;
     const delayMs = this.#backoff.next();
@@ -364,7 +383,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     const warn = this.#failuresInRow === 1 || now - this.#lastWarnAt >= 30_000;
     if (warn) this.#lastWarnAt = now;
     this.#log.log(warn ? "warn" : "debug", "list/watch failed: restarting", {
-      error: describeApiError(error),
+      error: this.#lastError,
       restartInMs: delayMs,
       failuresInRow: this.#failuresInRow,
     });

@@ -68,7 +68,24 @@ class InformerSet<T extends KubernetesObject> {
   async stop(): Promise<void> {
     await Promise.all([...this.#informers.values()].map((informer) => informer.stop()));
   }
+
+  /** The informers not synced yet, each with its last error: what a failed start reports. */
+  unsynced(): string[] {
+    return [...this.#informers.values()]
+      .filter((informer) => !informer.hasSynced())
+      .map((informer) => `${informer.name} (${informer.lastError ?? "no answer yet"})`);
+  }
 }
+
+/**
+ * The caches must fill within this many API timeouts (2 minutes by default, controller-runtime's
+ * CacheSyncTimeout), else start() fails and the process exits 1. Each list has the API timeout as
+ * its deadline and is retried with backoff, so this leaves room for a few attempts and for a
+ * permission that is still propagating; a permission that is missing for good (a rule left out of
+ * the RBAC), or an API server that cannot be reached, must not leave a leader on the Lease doing
+ * nothing, with only a warning every 30 s to show for it.
+ */
+export const CACHE_SYNC_API_TIMEOUTS = 4;
 
 export class Operator {
   readonly writes: KubeWriter["writes"];
@@ -213,17 +230,40 @@ export class Operator {
     );
   }
 
-  /** Starts the informers, waits for their caches, then the workers and the figures timer. */
+  /**
+   * Starts the informers, waits for their caches, then the workers and the figures timer. Rejects
+   * when the caches do not fill within CACHE_SYNC_API_TIMEOUTS API timeouts (naming the informers
+   * and why); resolves without starting when `signal` aborts or stop() is called first.
+   */
   async start(signal?: AbortSignal): Promise<void> {
     this.#sources.start();
     this.#deployments.start();
     this.#services.start();
-    const synced = await Promise.all([
-      this.#sources.waitForSync(signal),
-      this.#deployments.waitForSync(signal),
-      this.#services.waitForSync(signal),
-    ]);
-    if (!synced.every(Boolean) || this.#stopped) return;
+    const syncTimeoutMs = CACHE_SYNC_API_TIMEOUTS * this.#settings.apiTimeoutMs;
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), syncTimeoutMs);
+    const waiting = signal ? AbortSignal.any([signal, deadline.signal]) : deadline.signal;
+    let synced: boolean[];
+    try {
+      synced = await Promise.all([
+        this.#sources.waitForSync(waiting),
+        this.#deployments.waitForSync(waiting),
+        this.#services.waitForSync(waiting),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (this.#stopped || signal?.aborted) return;
+    if (!synced.every(Boolean)) {
+      const unsynced = [
+        ...this.#sources.unsynced(),
+        ...this.#deployments.unsynced(),
+        ...this.#services.unsynced(),
+      ];
+      throw new Error(
+        `the caches did not fill within ${syncTimeoutMs / 1000} s (${CACHE_SYNC_API_TIMEOUTS} x SFN_API_TIMEOUT): ${unsynced.join("; ")}; check the operator's RBAC (README, RBAC) and that the API server answers`,
+      );
+    }
     this.#log.info("caches synced; reconciling", {
       sources: this.#sources.list().length,
       namespaces: this.#settings.watchNamespaces.length > 0 ? this.#settings.watchNamespaces : "all",

@@ -3,8 +3,10 @@
  * ready: it is healthy, and a Service in front of replicas should not flap with the leadership);
  * with leader election on, runs the controller only while it leads; on SIGTERM stops taking work,
  * finishes the reconciles in flight, releases the Lease (a standby takes over at once) and exits 0.
- * A leader that loses its Lease (it could not renew in time) stops and exits 1: the Deployment
- * restarts it as a candidate, which is simpler to reason about than stepping down in place.
+ * A leader that loses its Lease (it could not renew in time, or another holder is in it) stops and exits 1: the Deployment
+ * restarts it as a candidate, which is simpler to reason about than stepping down in place. A
+ * controller that cannot start (its caches do not fill in time: a missing RBAC rule, an API server
+ * out of reach) releases the Lease and exits 1, naming what failed.
  */
 import { CoordinationV1Api, KubeConfig } from "@kubernetes/client-node";
 import { collectDefaultMetrics, Registry } from "prom-client";
@@ -98,7 +100,9 @@ export async function runOperatorCommand(options: OperatorCommandOptions): Promi
 
   // A lost Lease means another process may lead already: stop writing at once (abort in flight).
   await operator.stop({ abortInFlight: outcome !== "signal" });
-  if (elector !== undefined && outcome === "signal") {
+  // A stop asked for, or a controller that could not start (it exits 1 and must not keep the Lease
+  // from a standby for a lease duration), hands the Lease over; a lost one is not ours to release.
+  if (elector !== undefined && outcome !== "lost") {
     const released = await elector.release().catch((error: unknown) => {
       log.warn("could not release the Lease; a standby takes over when it expires", {
         error: describeError(error),
@@ -109,6 +113,8 @@ export async function runOperatorCommand(options: OperatorCommandOptions): Promi
   }
   await server.close();
   if (outcome === "lost")
-    log.error("lost the Lease (could not renew in time): exiting to restart as a candidate");
+    // Why is in the elector's "stopped leading" line: no renewal within the deadline, another
+    // holder in the Lease, or the Lease deleted.
+    log.error("lost the Lease: exiting to restart as a candidate");
   return outcome === "signal" ? 0 : 1;
 }

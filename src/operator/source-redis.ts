@@ -186,7 +186,10 @@ export class SourceRedis {
       entry = {};
       this.#entries.set(key, entry);
     }
-    if (entry.connection !== undefined) return entry.connection;
+    // #open sets entry.connection before the connection is ready: a use that comes while another
+    // is still opening it waits for that opening too (else its first command fails at once, as
+    // the client queues nothing offline).
+    if (entry.connection !== undefined && entry.opening === undefined) return entry.connection;
     const opening = entry.opening ?? this.#open(entry, target);
     entry.opening = opening;
     try {
