@@ -13,6 +13,7 @@ import type { V1Deployment, V1Service } from "@kubernetes/client-node";
 import type { StepFunctionSourceStatus } from "../api/step-function-source.ts";
 import { parseSourceSpec, type StepFunctionSource } from "../api/step-function-source.ts";
 import { describeError, getLogger } from "../observability/logger.ts";
+import { redactRedisUrl } from "../semaphore/redis/connection.ts";
 import {
   type ConditionState,
   type ConditionStates,
@@ -22,7 +23,6 @@ import {
   conditionUnknown,
   mergeConditions,
   pollersCondition,
-  rfc3339,
   type SourceCondition,
 } from "./conditions.ts";
 import type { ReconcileResult } from "./controller.ts";
@@ -188,7 +188,7 @@ export async function reconcileSource(
     } catch (error) {
       semaphoreState = conditionFalse(
         "RedisUnreachable",
-        `cannot write the limit to Redis (${describeError(error)}): pollers keep their last limit and take no new tasks until Redis is back; check ${redactUrl(redisTarget.url)}`,
+        `cannot write the limit to Redis (${describeError(error)}): pollers keep their last limit and take no new tasks until Redis is back; check ${redactRedisUrl(redisTarget.url)}`,
       );
     }
   }
@@ -383,7 +383,7 @@ async function finalize(deps: ReconcileDeps, source: StepFunctionSource, key: st
         source,
         "Warning",
         "RedisCleanupAbandoned",
-        `could not delete the semaphore's Redis keys for ${Math.round(CLEANUP_GIVE_UP_MS / 1000)} s (${describeError(error)}); letting the source go and leaving them in ${redactUrl(target.url)}`,
+        `could not delete the semaphore's Redis keys for ${Math.round(CLEANUP_GIVE_UP_MS / 1000)} s (${describeError(error)}); letting the source go and leaving them in ${redactRedisUrl(target.url)}`,
       );
     }
   }
@@ -531,22 +531,9 @@ export function findTargetPort(
 
 function semaphoreCondition(problem: string | undefined, target: RedisTarget) {
   if (problem === undefined)
-    return conditionTrue("RedisReachable", `the semaphore's Redis answers (${redactUrl(target.url)})`);
+    return conditionTrue("RedisReachable", `the semaphore's Redis answers (${redactRedisUrl(target.url)})`);
   return conditionFalse(
     "RedisUnreachable",
-    `${problem}: pollers take no new tasks until Redis is back; check ${redactUrl(target.url)} and its password`,
+    `${problem}: pollers take no new tasks until Redis is back; check ${redactRedisUrl(target.url)} and its password`,
   );
 }
-
-/** A Redis URL without its password, for messages. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return "<the Redis URL>";
-  }
-}
-
-export { rfc3339 };

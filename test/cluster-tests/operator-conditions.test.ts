@@ -14,17 +14,19 @@ import { expect } from "chai";
 import type { Context } from "mocha";
 import { sourceStateKeys } from "../../src/semaphore/redis/keys.ts";
 import { testCluster } from "../support/cluster-hooks.ts";
-import { getSource, OperatorFixture, service, source, waitForCondition } from "../support/operator.ts";
+import {
+  getSource,
+  OperatorFixture,
+  patchSpec,
+  type SourceEvent,
+  service,
+  source,
+  sourceEvents,
+  waitForCondition,
+} from "../support/operator.ts";
 import { apply, eventually, getJson } from "./helpers.ts";
 
 /** An event of a source as the API has it (count: repeats of the same event bump it). */
-interface SourceEvent {
-  type: string;
-  reason: string;
-  message: string;
-  count?: number;
-}
-
 const ARN_PREFIX = "arn:aws:states:us-east-1:123456789012:activity:";
 
 describe("operator: conditions and events", function () {
@@ -56,16 +58,8 @@ describe("operator: conditions and events", function () {
   const deployment = (namespace: string, name: string) =>
     getJson<V1Deployment>(testCluster(), ["deployment", "-n", namespace, `${name}-poller`]);
 
-  const events = async (namespace: string, name: string): Promise<SourceEvent[]> => {
-    const list = await getJson<{ items: SourceEvent[] }>(testCluster(), [
-      "events",
-      "-n",
-      namespace,
-      "--field-selector",
-      `involvedObject.name=${name},involvedObject.kind=StepFunctionSource`,
-    ]);
-    return list?.items ?? [];
-  };
+  const events = (namespace: string, name: string): Promise<SourceEvent[]> =>
+    sourceEvents(testCluster(), namespace, name);
 
   /** How many times the source had the event (type, reason): a repeat bumps the count. */
   const eventCount = async (namespace: string, name: string, type: string, reason: string) =>
@@ -86,16 +80,7 @@ describe("operator: conditions and events", function () {
     (await getSource(testCluster(), namespace, name))?.status?.conditions?.find((c) => c.type === type);
 
   const patchSource = (namespace: string, name: string, spec: Record<string, unknown>) =>
-    testCluster().kubectl([
-      "patch",
-      "sfs",
-      "-n",
-      namespace,
-      name,
-      "--type=merge",
-      "-p",
-      JSON.stringify({ spec }),
-    ]);
+    patchSpec(testCluster(), namespace, name, spec);
 
   /** Ready True with pollers, the Normal Ready event recorded more than `readyEventsBefore` times. */
   const waitForHealthy = async (namespace: string, name: string, readyEventsBefore = 0) => {

@@ -21,6 +21,7 @@ import {
   getSource,
   OperatorFixture,
   type OperatorProcess,
+  patchSpec,
   service,
   source,
   waitForCondition,
@@ -241,16 +242,7 @@ describe("operator: task figures and the live limit with the Deployment's poller
   }
 
   async function patchLimit(limit: number): Promise<void> {
-    await testCluster().kubectl([
-      "patch",
-      "sfs",
-      "-n",
-      namespace,
-      NAME,
-      "--type=merge",
-      "-p",
-      JSON.stringify({ spec: { maxConcurrency: limit } }),
-    ]);
+    await patchSpec(testCluster(), namespace, NAME, { maxConcurrency: limit });
     // The operator wrote it for the pollers.
     await eventually(
       `the limit ${limit} in Redis`,

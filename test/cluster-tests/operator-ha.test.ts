@@ -28,6 +28,7 @@ import {
   getSource,
   OperatorFixture,
   type OperatorProcess,
+  patchSpec,
   service,
   source,
   waitForCondition,
@@ -108,16 +109,7 @@ describe("operator: two processes, takeovers, API server restart, restart withou
   }
 
   async function setLimit(namespace: string, name: string, maxConcurrency: number): Promise<void> {
-    await testCluster().kubectl([
-      "patch",
-      "sfs",
-      "-n",
-      namespace,
-      name,
-      "--type=merge",
-      "-p",
-      JSON.stringify({ spec: { maxConcurrency } }),
-    ]);
+    await patchSpec(testCluster(), namespace, name, { maxConcurrency });
   }
 
   function replicas(namespace: string, name: string, wanted: number, timeoutMs = 60_000) {

@@ -13,6 +13,7 @@ import {
   getSource,
   OperatorFixture,
   POLLER_IMAGE,
+  patchSpec,
   service,
   source,
   sourceEvents,
@@ -107,16 +108,7 @@ describe("operator: StepFunctionSource -> poller Deployment", function () {
   it("scales on a maxConcurrency change without changing the pod template, and writes the new limit", async () => {
     const cluster = testCluster();
     const before = await deployment("sum");
-    await cluster.kubectl([
-      "patch",
-      "sfs",
-      "-n",
-      namespace,
-      "sum",
-      "--type=merge",
-      "-p",
-      '{"spec":{"maxConcurrency":9}}',
-    ]);
+    await patchSpec(cluster, namespace, "sum", { maxConcurrency: 9 });
     const scaled = await eventually("5 replicas", async () => {
       const current = await deployment("sum");
       return current?.spec?.replicas === 5 ? current : undefined;
@@ -142,16 +134,7 @@ describe("operator: StepFunctionSource -> poller Deployment", function () {
 
   it("updates the template and the replicas on a concurrencyPerPoller change", async () => {
     const cluster = testCluster();
-    await cluster.kubectl([
-      "patch",
-      "sfs",
-      "-n",
-      namespace,
-      "sum",
-      "--type=merge",
-      "-p",
-      '{"spec":{"concurrencyPerPoller":3}}',
-    ]);
+    await patchSpec(cluster, namespace, "sum", { concurrencyPerPoller: 3 });
     const updated = await eventually("3 replicas with 3 loops each", async () => {
       const current = await deployment("sum");
       const loops = current?.spec?.template.spec?.containers[0]?.env?.find(

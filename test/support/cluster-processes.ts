@@ -32,6 +32,37 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * A free TCP port on 127.0.0.1 below the kernel's ephemeral range, for a server that is stopped and
+ * started again on the same port (the API server in robustness tests). A port from the ephemeral
+ * range can be taken, while its server is down, as the local end of any outgoing connection, and the
+ * restart then fails with "address already in use".
+ */
+export async function freeStablePort(): Promise<number> {
+  let low = 32768;
+  try {
+    low =
+      Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]) || low;
+  } catch {
+    // Not Linux: the usual default.
+  }
+  const first = 10_000;
+  for (let attempt = 0; attempt < 50; attempt += 1) {
+    const port = first + Math.floor(Math.random() * Math.max(1, low - first));
+    if (await canListen(port)) return port;
+  }
+  return freePort();
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.unref();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
 /** A started component and the child process handle (kept to notice an early exit). */
 export interface Started {
   record: ProcessRecord;

@@ -29,6 +29,7 @@ import {
 import { createPki } from "./cluster-pki.ts";
 import {
   freePort,
+  freeStablePort,
   isRunning,
   killProcessesSync,
   type ProcessRecord,
@@ -337,7 +338,8 @@ export async function startLocalCluster(options: StartOptions): Promise<LocalClu
     createPki(path.join(dir, "pki")),
     freePort(),
     freePort(),
-    freePort(),
+    // The API server is restarted on its port by robustness tests: keep it out of the ephemeral range.
+    freeStablePort(),
     freePort(),
     freePort(),
     freePort(),

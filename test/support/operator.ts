@@ -249,13 +249,22 @@ export async function waitForCondition(
   );
 }
 
-/** The source's events (reason and message), oldest first. */
+/** An Event of a source, as `kubectl get events` gives it. */
+export interface SourceEvent {
+  type: string;
+  reason: string;
+  message: string;
+  /** How many times it happened (a repeat within the recorder's window bumps it). */
+  count?: number;
+}
+
+/** The source's events, oldest first. */
 export async function sourceEvents(
   cluster: TestCluster,
   namespace: string,
   name: string,
-): Promise<Array<{ type: string; reason: string; message: string }>> {
-  const list = await getJson<{ items: Array<{ type: string; reason: string; message: string }> }>(cluster, [
+): Promise<SourceEvent[]> {
+  const list = await getJson<{ items: SourceEvent[] }>(cluster, [
     "events",
     "-n",
     namespace,
@@ -263,4 +272,23 @@ export async function sourceEvents(
     `involvedObject.name=${name},involvedObject.kind=StepFunctionSource`,
   ]);
   return list?.items ?? [];
+}
+
+/** Changes fields of a source's spec (a merge patch, as `kubectl patch --type=merge`). */
+export async function patchSpec(
+  cluster: TestCluster,
+  namespace: string,
+  name: string,
+  spec: Record<string, unknown>,
+): Promise<void> {
+  await cluster.kubectl([
+    "patch",
+    "sfs",
+    "-n",
+    namespace,
+    name,
+    "--type=merge",
+    "-p",
+    JSON.stringify({ spec }),
+  ]);
 }
