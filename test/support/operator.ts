@@ -69,7 +69,11 @@ export class OperatorFixture {
     const kubeconfig = await cluster.serviceAccountKubeconfig(namespace, OPERATOR_SERVICE_ACCOUNT);
     const redis = await RedisServer.start();
     const emulator = await startTestEmulator({ longPollSeconds: options.longPollSeconds ?? 2 });
-    return new OperatorFixture(cluster, namespace, kubeconfig, redis, emulator, watchNamespaces);
+    const fixture = new OperatorFixture(cluster, namespace, kubeconfig, redis, emulator, watchNamespaces);
+    // Sources other test files left (the CRD tests' objects) would otherwise be served by this one's
+    // operator, and could hold the activity names its tests use (ActivityInUse).
+    await fixture.deleteAllSources();
+    return fixture;
   }
 
   /** The environment an operator process runs with (overridable per variable). */
@@ -123,7 +127,56 @@ export class OperatorFixture {
     this.#processes.length = 0;
   }
 
+  /**
+   * Deletes every StepFunctionSource in the cluster, so that the next file's operator (which may serve
+   * every namespace, with the same activity names) starts from a clean slate. The running operator
+   * removes its finalizers; any left after a grace period (no operator served them) are removed here.
+   */
+  async deleteAllSources(): Promise<void> {
+    await this.cluster.kubectl([
+      "delete",
+      "stepfunctionsources",
+      "--all",
+      "--all-namespaces",
+      "--wait=false",
+    ]);
+    const graceUntil = Date.now() + 15_000;
+    await eventually(
+      "every StepFunctionSource deleted",
+      async () => {
+        const list = await getJson<{ items: Array<{ metadata: { namespace: string; name: string } }> }>(
+          this.cluster,
+          ["stepfunctionsources", "--all-namespaces"],
+        );
+        const left = list?.items ?? [];
+        if (left.length === 0) return true;
+        if (Date.now() > graceUntil) {
+          for (const { metadata } of left) {
+            await this.cluster.kubectl(
+              [
+                "patch",
+                "sfs",
+                "-n",
+                metadata.namespace,
+                metadata.name,
+                "--type=merge",
+                "-p",
+                '{"metadata":{"finalizers":null}}',
+              ],
+              { allowFailure: true },
+            );
+          }
+        }
+        return false;
+      },
+      60_000,
+    );
+  }
+
   async close(): Promise<void> {
+    await this.deleteAllSources().catch((error: unknown) => {
+      console.error(`could not delete the test's sources: ${String(error)}`);
+    });
     await this.stopOperators();
     await this.emulator.close();
     await this.redis.stop();
