@@ -54,7 +54,8 @@ export async function freeStablePort(): Promise<number> {
   return freePort();
 }
 
-function canListen(port: number): Promise<boolean> {
+/** Whether a server could listen on `port` of 127.0.0.1 now. */
+export function canListen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const server = net.createServer();
     server.unref();

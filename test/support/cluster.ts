@@ -28,6 +28,7 @@ import {
 } from "./cluster-kubectl.ts";
 import { createPki } from "./cluster-pki.ts";
 import {
+  canListen,
   freePort,
   freeStablePort,
   isRunning,
@@ -635,6 +636,11 @@ export class LocalCluster implements TestCluster {
       await stopProcesses([record], 5_000);
     }
     if (isRunning(record)) throw new Error(`kube-apiserver (pid ${record.pid}) did not stop`);
+    // A killed multi-threaded process shows as a zombie once its main thread is gone, while its other
+    // threads may still hold the listening socket: the port being free is what a restart needs.
+    const port = Number(new URL(this.server).port);
+    const deadline = Date.now() + 10_000;
+    while (!(await canListen(port)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   }
 
   async startApiServer(options: { timeoutMs?: number } = {}): Promise<void> {
