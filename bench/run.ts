@@ -141,6 +141,7 @@ const OPERATOR: OperatorPlan = {
   changes: quick ? 5 : 50,
   idleMs: quick ? 20_000 : 60_000,
   settleMs: quick ? 2_000 : 10_000,
+  controllerQps: 300,
   createConcurrency: 16,
   changeGapMs: quick ? 100 : 500,
   burstTimeoutMs: 600_000,
