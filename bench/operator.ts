@@ -131,6 +131,8 @@ export interface OperatorRun {
     readyS: number;
     /** VmHWM of the operator at the end of the burst. */
     peakRssBytes: number;
+    /** CPU time over the burst of every process on the machine's CPUs: the control plane's, the benchmark's. */
+    cpuMsByProcess: Record<string, number>;
   };
   changes: PhaseFigures & {
     field: string;
@@ -552,6 +554,15 @@ export async function runOperatorBench(
 
     // Burst: every source at once.
     const names = Array.from({ length: plan.sources }, (_, i) => `bench-${String(i).padStart(4, "0")}`);
+    const componentsCpu = (): Record<string, number> => ({
+      ...Object.fromEntries(
+        (cluster as LocalCluster).state.processes.map((p) => [p.component, cpuMs(p.pid) ?? Number.NaN]),
+      ),
+      "benchmark (watches, creates, emulator)": (({ user, system }) => (user + system) / 1000)(
+        process.cpuUsage(),
+      ),
+    });
+    const cpuAtBurstStart = componentsCpu();
     const burstStart = await mark(operator);
     const t0 = performance.now();
     await pool(names.length, plan.createConcurrency, async (i) => {
@@ -597,6 +608,7 @@ export async function runOperatorBench(
     // The events and status writes that follow the last Ready belong to the burst.
     await sleep(2_000);
     const burstEnd = await mark(operator);
+    const cpuAtBurstEnd = componentsCpu();
     const burstPeak = vmBytes(operator.cli.child.pid, "VmHWM") ?? Number.NaN;
 
     // Changes: one source at a time.
@@ -705,6 +717,9 @@ export async function runOperatorBench(
         deploymentsReadyS: deploymentsReadyS() ?? Number.NaN,
         readyS: readyS() ?? Number.NaN,
         peakRssBytes: burstPeak,
+        cpuMsByProcess: Object.fromEntries(
+          Object.entries(cpuAtBurstEnd).map(([name, value]) => [name, value - (cpuAtBurstStart[name] ?? 0)]),
+        ),
       },
       changes: {
         ...phase(requests, burstEnd, changesEnd),

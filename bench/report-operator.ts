@@ -161,6 +161,7 @@ export function renderOperator(
   operator: OperatorReport,
   push: (...lines: string[]) => void,
   quick: boolean,
+  cpus: number,
 ): void {
   const s = operator.settings;
   push(
@@ -195,7 +196,7 @@ export function renderOperator(
             "",
           ]
         : []),
-    `**Setup.** A control plane started for the benchmark alone (${sec(run.clusterStartS)}): etcd ${v.ETCD_VERSION ?? "?"}, kube-apiserver, kube-controller-manager and kube-scheduler ${v.KUBE_VERSION ?? "?"} (the harness's flags, and a client rate limit of ${s.controllerQps} requests/s, burst ${2 * s.controllerQps}, for the controller-manager and the scheduler: with their defaults of 20 and 50 requests/s they took about 96 s to bring up the pods of 400 Deployments created at once, without any operator, against 9 s at 300/s), and kwok ${v.KWOK_VERSION ?? "?"} with one fake Node that takes ${Math.max(110, s.sources + 50)} pods and makes them Running and Ready. ` +
+    `**Setup.** A control plane started for the benchmark alone (${sec(run.clusterStartS)}): etcd ${v.ETCD_VERSION ?? "?"}, kube-apiserver, kube-controller-manager and kube-scheduler ${v.KUBE_VERSION ?? "?"} (the harness's flags, and a client rate limit of ${s.controllerQps} requests/s, burst ${2 * s.controllerQps}, for the controller-manager and the scheduler: with their defaults of 20 and 50 requests/s they took 96 s to bring up the pods of 400 Deployments created at once, without any operator, against 9 s at 300/s, measured once on this machine when the benchmark was written; the burst would measure them, not the operator), and kwok ${v.KWOK_VERSION ?? "?"} with one fake Node that takes ${Math.max(110, s.sources + 50)} pods and makes them Running and Ready. ` +
       `The operator is the real CLI, \`${env} ${run.command}\`, with the token of a ServiceAccount bound to exactly the rules of src/operator/rbac.ts, leader election on, and every timing at its documented default (status from Redis every ${run.env.SFN_STATUS_INTERVAL}, relist every ${run.env.SFN_RESYNC_PERIOD}, ${run.env.SFN_WORKERS} workers, Lease renewed every ${run.env.SFN_RETRY_PERIOD}). ` +
       "CreateActivity goes to the emulator (in the benchmark's process), the semaphores' limits to a redis-server on loopback. " +
       `Every source is \`{activityName: bench-NNNN, target: {service: target, path: /task}}\` in one namespace with that one Service, every other field at its default: one poller each. All of it shares the machine's CPUs: the API server, etcd, the controllers and kwok work as hard as the operator in the burst.`,
@@ -218,6 +219,12 @@ export function renderOperator(
     `| every source Ready | ${sec(run.burst.readyS)} |`,
     `| requests per source in the burst (without the Lease's) | ${per(withoutLease(run.burst.requests).total, s.sources)}: ${calls(run.burst.requests, s.sources, { withoutLease: true })} |`,
     `| operator CPU in the burst | ${(run.burst.cpuMs / 1000).toFixed(1)} s (${per(run.burst.cpuMs, s.sources)} ms per source) |`,
+    `| CPU of the other processes in the burst (${run.burst.seconds.toFixed(1)} s, so ${(run.burst.seconds * cpus).toFixed(0)} CPU-seconds on ${cpus} CPUs) | ${Object.entries(
+      run.burst.cpuMsByProcess,
+    )
+      .toSorted((a, b) => b[1] - a[1])
+      .map(([name, value]) => `${name} ${(value / 1000).toFixed(1)} s`)
+      .join(", ")} |`,
     `| peak RSS after the burst / at the end | ${mib(run.burst.peakRssBytes)} / ${mib(run.peakRssBytes)} |`,
     `| idle memory: RSS (anonymous, file) | ${mib(run.idle.memory?.rss)} (${mib(run.idle.memory?.rssAnon)}, ${mib(run.idle.memory?.rssFile)}) |`,
     `| idle V8 heap: committed, used; external | ${mib(run.idle.heap.total)}, ${mib(run.idle.heap.used)}; ${mib(run.idle.heap.external)} |`,

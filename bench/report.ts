@@ -337,7 +337,7 @@ export function renderReport(report: BenchReport): string {
   if (report.memory) renderMemory(report.memory, push);
   if (report.peer) renderPeer(report.peer, push, report.quick);
   renderFindings(report.memory, report.peer, push);
-  if (report.operator) renderOperator(report.operator, push, report.quick);
+  if (report.operator) renderOperator(report.operator, push, report.quick, report.machine.cpus);
   return `${out.join("\n")}\n`;
 }
 
