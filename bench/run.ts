@@ -11,6 +11,10 @@
  *                                               the operator benchmark with another number of sources
  *   node dist/bench/run.js --out <file>         write the report there instead
  *
+ * The operator part starts a control plane of its own from the binaries of test/cluster/build.sh
+ * (`npm run cluster:build`; `npm test` builds them before `bench:smoke`). Without them it is skipped
+ * with a message: a quick run passes, a full run fails its checks (BENCHMARKS.md would lack it).
+ *
  * Exits 1 when a check fails (no throughput, a task not reported, the limit exceeded, a process
  * that did not exit cleanly); missing a speed target is reported, not an error.
  */
