@@ -22,6 +22,13 @@ import {
   renderMemory,
   renderPeer,
 } from "./report-memory.ts";
+import {
+  type OperatorReport,
+  operatorProblems,
+  operatorSummaryLines,
+  operatorSummaryRows,
+  renderOperator,
+} from "./report-operator.ts";
 import { type Implementation, LIBRARY_OPTIONS, type SemaphoreResult } from "./semaphore.ts";
 
 export interface BenchReport {
@@ -67,6 +74,7 @@ export interface BenchReport {
     | undefined;
   memory: MemoryReport | undefined;
   peer: PeerReport | undefined;
+  operator: OperatorReport | undefined;
 }
 
 /** Targets of the issue. */
@@ -207,6 +215,7 @@ export function checkProblems(report: BenchReport): string[] {
   }
   for (const problem of report.dispatch?.run.problems ?? []) problems.push(`dispatch: ${problem}`);
   problems.push(...memoryProblems(report.memory, report.peer));
+  problems.push(...operatorProblems(report.operator, report.quick));
   return problems;
 }
 
@@ -241,6 +250,7 @@ export function summaryLines(report: BenchReport): string[] {
     );
   }
   lines.push(...memorySummaryLines(report.memory, report.peer));
+  lines.push(...operatorSummaryLines(report.operator));
   return lines;
 }
 
@@ -319,6 +329,7 @@ export function renderReport(report: BenchReport): string {
     push(`| peak RSS, ${VARIANT_NAMES[v.variant]} | ${mib(v.peakRssBytes)} | | (reported) | |`);
   }
   push(...memorySummaryRows(report.memory, report.peer));
+  push(...operatorSummaryRows(report.operator));
   push("");
 
   if (report.semaphore) renderSemaphore(report, push);
@@ -326,6 +337,7 @@ export function renderReport(report: BenchReport): string {
   if (report.memory) renderMemory(report.memory, push);
   if (report.peer) renderPeer(report.peer, push, report.quick);
   renderFindings(report.memory, report.peer, push);
+  if (report.operator) renderOperator(report.operator, push, report.quick, report.machine.cpus);
   return `${out.join("\n")}\n`;
 }
 

@@ -5,9 +5,15 @@
  *   node dist/bench/run.js                      full run (a few minutes), writes BENCHMARKS.md
  *   node dist/bench/run.js --quick              every benchmark briefly, checks the machinery works
  *                                               (no speed asserted); report to a temp file
- *   node dist/bench/run.js --only semaphore     some parts (semaphore, dispatch, memory, peer; comma-separated);
- *                                               report to a temp file
+ *   node dist/bench/run.js --only semaphore     some parts (semaphore, dispatch, memory, peer, operator;
+ *                                               comma-separated); report to a temp file
+ *   node dist/bench/run.js --only operator --operator-sources 100
+ *                                               the operator benchmark with another number of sources
  *   node dist/bench/run.js --out <file>         write the report there instead
+ *
+ * The operator part starts a control plane of its own from the binaries of test/cluster/build.sh
+ * (`npm run cluster:build`; `npm test` builds them before `bench:smoke`). Without them it is skipped
+ * with a message: a quick run passes, a full run fails its checks (BENCHMARKS.md would lack it).
  *
  * Exits 1 when a check fails (no throughput, a task not reported, the limit exceeded, a process
  * that did not exit cleanly); missing a speed target is reported, not an error.
@@ -19,6 +25,7 @@ import { parseArgs } from "node:util";
 import { configureLogging } from "../src/observability/logger.ts";
 import { type DispatchVariant, runDispatchBench } from "./dispatch.ts";
 import { runMemoryBench } from "./memory.ts";
+import { type OperatorPlan, runOperatorBench } from "./operator.ts";
 import { type PeerPlan, runPeerBench } from "./peer.ts";
 import { BENCH_DIST, BIN, Child, EMULATOR_ENV, loadAverage, machineInfo, REPO_ROOT } from "./proc.ts";
 import { RedisServer } from "./redis-server.ts";
@@ -30,11 +37,12 @@ const { values } = parseArgs({
     quick: { type: "boolean", default: false },
     only: { type: "string" },
     out: { type: "string" },
+    "operator-sources": { type: "string" },
   },
 });
 const quick = values.quick ?? false;
 const only = values.only;
-const PARTS = ["semaphore", "dispatch", "memory", "peer"] as const;
+const PARTS = ["semaphore", "dispatch", "memory", "peer", "operator"] as const;
 type Part = (typeof PARTS)[number];
 const onlyParts = only?.split(",");
 if (onlyParts?.some((part) => !(PARTS as readonly string[]).includes(part))) {
@@ -125,6 +133,25 @@ const PEER: PeerPlan = {
     shutdownVariants: quick ? ["sfn-operator"] : ["sfn-operator", "peer"],
   },
 };
+const operatorSources =
+  values["operator-sources"] === undefined ? undefined : Number(values["operator-sources"]);
+if (operatorSources !== undefined && !(Number.isInteger(operatorSources) && operatorSources > 0)) {
+  process.stderr.write("--operator-sources takes a positive integer\n");
+  process.exit(2);
+}
+const OPERATOR: OperatorPlan = {
+  // The quick run (CI) checks the machinery in well under a minute, control plane start included.
+  sources: operatorSources ?? (quick ? 20 : 500),
+  changes: quick ? 5 : 50,
+  idleMs: quick ? 20_000 : 60_000,
+  settleMs: quick ? 2_000 : 10_000,
+  controllerQps: 300,
+  createConcurrency: 16,
+  changeGapMs: quick ? 100 : 500,
+  burstTimeoutMs: 600_000,
+  changeTimeoutMs: 60_000,
+  settleTimeoutMs: 120_000,
+};
 const runs = (part: Part): boolean => onlyParts === undefined || onlyParts.includes(part);
 
 async function main(): Promise<number> {
@@ -146,6 +173,7 @@ async function main(): Promise<number> {
     dispatch: undefined,
     memory: undefined,
     peer: undefined,
+    operator: undefined,
   };
   try {
     if (runs("semaphore")) {
@@ -284,6 +312,27 @@ async function main(): Promise<number> {
         targetCommand: target.command,
         run,
       };
+    }
+
+    if (runs("operator")) {
+      say(
+        `operator: ${OPERATOR.sources} sources at once, ${OPERATOR.changes} spec changes, ${OPERATOR.idleMs / 1000} s idle, on a control plane of its own...`,
+      );
+      try {
+        const run = await runOperatorBench(OPERATOR, say);
+        if ("skipped" in run) {
+          say(`  SKIPPED: ${run.skipped}`);
+          report.operator = { settings: OPERATOR, skipped: run.skipped };
+        } else {
+          for (const problem of run.problems) say(`  PROBLEM: ${problem}`);
+          report.operator = { settings: OPERATOR, run };
+        }
+      } catch (error) {
+        // The other parts' figures are still written; the run fails (checkProblems).
+        const message = error instanceof Error ? error.message : String(error);
+        say(`  FAILED: ${message}`);
+        report.operator = { settings: OPERATOR, error: message };
+      }
     }
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});

@@ -8,11 +8,12 @@
  * controller that cannot start (its caches do not fill in time: a missing RBAC rule, an API server
  * out of reach) releases the Lease and exits 1, naming what failed.
  */
-import { CoordinationV1Api, KubeConfig } from "@kubernetes/client-node";
+import { CoordinationV1Api } from "@kubernetes/client-node";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { describeError, getLogger } from "../observability/logger.ts";
 import { createLeaderGauge } from "../observability/metrics.ts";
 import { startObservabilityServer } from "../observability/server.ts";
+import { PooledKubeConfig } from "./kube-config.ts";
 import { LeaderElector } from "./leader-election.ts";
 import { Operator } from "./operator.ts";
 import type { OperatorSettings } from "./settings.ts";
@@ -26,7 +27,8 @@ export interface OperatorCommandOptions {
 export async function runOperatorCommand(options: OperatorCommandOptions): Promise<number> {
   const { settings } = options;
   const log = getLogger("operator");
-  const kubeConfig = new KubeConfig();
+  // Every call over kept connections (client-node would open a new one per call: kube-config.ts).
+  const kubeConfig = new PooledKubeConfig();
   // In a pod: the ServiceAccount's token; elsewhere: KUBECONFIG or ~/.kube/config.
   kubeConfig.loadFromDefault();
   const registry = new Registry();

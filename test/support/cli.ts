@@ -8,8 +8,9 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { repoRoot } from "./repo-root.ts";
 
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+export const REPO_ROOT = repoRoot(path.dirname(fileURLToPath(import.meta.url)));
 export const BIN = path.join(REPO_ROOT, "bin/sfn-operator.js");
 
 /** Environment for the AWS SDK against the emulator: fake credentials, no profile or IMDS lookups. */

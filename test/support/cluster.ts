@@ -39,8 +39,9 @@ import {
   stopProcesses,
   tail,
 } from "./cluster-processes.ts";
+import { repoRoot } from "./repo-root.ts";
 
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const REPO_ROOT = repoRoot(path.dirname(fileURLToPath(import.meta.url)));
 
 /** Where `npm run cluster:up` keeps its cluster; the admin kubeconfig is `.cluster/kubeconfig`. */
 export const DEV_CLUSTER_DIR = path.join(REPO_ROOT, ".cluster");
@@ -101,6 +102,8 @@ export interface ClusterState {
   processes: ProcessRecord[];
   /** The kube-apiserver's arguments, to start it again alone (LocalCluster.startApiServer). */
   apiserverArgs?: string[];
+  /** The API server's audit log (JSON lines), when started with an audit policy. */
+  auditLog?: string;
   /** Set once every component is ready. */
   readyAt?: string;
 }
@@ -238,6 +241,20 @@ export interface StartOptions {
   /** Progress lines. */
   log?: (message: string) => void;
   timeoutMs?: number;
+  /**
+   * An `audit.k8s.io/v1` Policy: the API server then writes the requests it selects to
+   * `<dir>/logs/audit.log`, one JSON event per line and stage ({@link LocalCluster.auditLog}). The
+   * benchmarks count the operator's requests this way (bench/operator.ts).
+   */
+  auditPolicy?: object;
+  /** Pods the fake Node takes (its allocatable `pods`); default 110, a kubelet's default. */
+  maxPods?: number;
+  /**
+   * Client rate limit of the controller-manager and the scheduler, requests/s (burst: twice that);
+   * default theirs, 20 (burst 30) and 50 (burst 100), which make them take about 100 s to bring the
+   * pods of 400 new Deployments up (9 s at 300/s).
+   */
+  controllerQps?: number;
 }
 
 /**
@@ -246,7 +263,12 @@ export interface StartOptions {
  * ServiceAccounts it needs; the endpoint reconciler is off because it would publish 127.0.0.1 as the
  * `kubernetes` Service's endpoint, which the API refuses (loopback).
  */
-function apiserverArgs(dir: string, pki: Awaited<ReturnType<typeof createPki>>, ports: Ports): string[] {
+function apiserverArgs(
+  dir: string,
+  pki: Awaited<ReturnType<typeof createPki>>,
+  ports: Ports,
+  audit?: { policyFile: string; logFile: string },
+): string[] {
   return [
     `--etcd-servers=http://127.0.0.1:${ports.etcd}`,
     "--bind-address=127.0.0.1",
@@ -273,6 +295,15 @@ function apiserverArgs(dir: string, pki: Awaited<ReturnType<typeof createPki>>, 
     `--proxy-client-cert-file=${pki.frontProxyClient.cert}`,
     `--proxy-client-key-file=${pki.frontProxyClient.key}`,
     "--profiling=false",
+    // The log backend in its default blocking mode: an event is on disk before the request completes.
+    ...(audit
+      ? [
+          `--audit-policy-file=${audit.policyFile}`,
+          `--audit-log-path=${audit.logFile}`,
+          "--audit-log-format=json",
+          "--audit-log-maxsize=0",
+        ]
+      : []),
   ];
 }
 
@@ -286,7 +317,7 @@ interface Ports {
 }
 
 /** A Node that kwok (--manage-nodes-with-annotation-selector) keeps Ready and runs pods on. */
-const fakeNode = {
+const fakeNode = (maxPods: number) => ({
   apiVersion: "v1",
   kind: "Node",
   metadata: {
@@ -300,8 +331,8 @@ const fakeNode = {
     },
   },
   status: {
-    allocatable: { cpu: "32", memory: "256Gi", pods: "110" },
-    capacity: { cpu: "32", memory: "256Gi", pods: "110" },
+    allocatable: { cpu: "32", memory: "256Gi", pods: String(maxPods) },
+    capacity: { cpu: "32", memory: "256Gi", pods: String(maxPods) },
     nodeInfo: {
       architecture: "amd64",
       operatingSystem: "linux",
@@ -309,7 +340,7 @@ const fakeNode = {
       kubeProxyVersion: "fake",
     },
   },
-};
+});
 
 /**
  * Starts a control plane in `options.dir` and resolves once the apiserver is ready, every component
@@ -331,7 +362,16 @@ export async function startLocalCluster(options: StartOptions): Promise<LocalClu
 
   await stopCluster(dir);
   await fs.mkdir(dir, { recursive: true });
-  for (const entry of ["pki", "etcd-data", "logs", "apiserver", "kubeconfigs", "kubeconfig", "kwok.yaml"]) {
+  for (const entry of [
+    "pki",
+    "etcd-data",
+    "logs",
+    "apiserver",
+    "kubeconfigs",
+    "kubeconfig",
+    "kwok.yaml",
+    "audit-policy.json",
+  ]) {
     await fs.rm(path.join(dir, entry), { recursive: true, force: true });
   }
   await fs.mkdir(path.join(dir, "logs"));
@@ -403,7 +443,17 @@ export async function startLocalCluster(options: StartOptions): Promise<LocalClu
     );
     log(`etcd ready (${elapsed()})`);
 
-    state.apiserverArgs = apiserverArgs(dir, pki, ports);
+    let audit: { policyFile: string; logFile: string } | undefined;
+    if (options.auditPolicy) {
+      audit = {
+        policyFile: path.join(dir, "audit-policy.json"),
+        logFile: path.join(dir, "logs", "audit.log"),
+      };
+      // JSON is YAML: the API server reads either.
+      await fs.writeFile(audit.policyFile, JSON.stringify(options.auditPolicy, null, 2));
+      state.auditLog = audit.logFile;
+    }
+    state.apiserverArgs = apiserverArgs(dir, pki, ports, audit);
     const apiserverProcess = await start("kube-apiserver", state.apiserverArgs);
     // Component kubeconfigs are written while the apiserver starts.
     const caPem = await fs.readFile(pki.ca.cert, "utf8");
@@ -451,6 +501,9 @@ export async function startLocalCluster(options: StartOptions): Promise<LocalClu
       `--authorization-kubeconfig=${file}`,
       // One instance: no leader election to wait for.
       "--leader-elect=false",
+      ...(options.controllerQps !== undefined
+        ? [`--kube-api-qps=${options.controllerQps}`, `--kube-api-burst=${2 * options.controllerQps}`]
+        : []),
     ];
     const [cm, sched, kwokProcess] = await Promise.all([
       start("kube-controller-manager", [
@@ -480,7 +533,10 @@ export async function startLocalCluster(options: StartOptions): Promise<LocalClu
       ]),
     ]);
     const nodeUrl = `${server}/api/v1/nodes`;
-    const created = await request(nodeUrl, admin, { method: "POST", body: fakeNode });
+    const created = await request(nodeUrl, admin, {
+      method: "POST",
+      body: fakeNode(options.maxPods ?? 110),
+    });
     if (created.status !== 201) throw new Error(`creating the fake Node: ${created.status} ${created.body}`);
     const all = [...started];
     await Promise.all([
@@ -576,6 +632,8 @@ export class LocalCluster implements TestCluster {
   readonly kubeconfig: string;
   readonly server: string;
   readonly logFiles: Readonly<Record<string, string>>;
+  /** The API server's audit log, when started with `auditPolicy`. */
+  readonly auditLog: string | undefined;
   /** The folder belongs to this cluster alone (a test run's), and goes when it stops. */
   ephemeral = false;
   private saCount = 0;
@@ -585,6 +643,7 @@ export class LocalCluster implements TestCluster {
     this.kubeconfig = state.kubeconfig;
     this.server = state.server;
     this.logFiles = Object.fromEntries(state.processes.map((p) => [p.component, p.log]));
+    this.auditLog = state.auditLog;
   }
 
   kubectl(args: string[], options?: KubectlOptions): Promise<KubectlResult> {
