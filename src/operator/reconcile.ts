@@ -309,7 +309,7 @@ async function finish(
   const previous = source.status;
   const conditions = mergeConditions(previous?.conditions, states, source.metadata?.generation, deps.now());
   for (const condition of changedConditions(previous?.conditions, conditions)) {
-    if (!eventWorthy(condition)) continue;
+    if (!eventWorthy(condition, previous?.conditions)) continue;
     deps.events.record(
       source,
       condition.status === "False" ? "Warning" : "Normal",
@@ -330,12 +330,16 @@ async function finish(
 const QUIET_REASONS = new Set(["PollersStarting", "PollersNotReady", "DeploymentPending", "Waiting"]);
 
 /**
- * Whether a condition's change deserves an event: a condition turning True (Normal) or False
- * (Warning), except the quiet ones; Ready only when it turns True (what made it False has its own).
+ * Whether a condition's change deserves an event: a condition turning False (Warning), or True again
+ * after it was False (Normal: the recovery), except the quiet ones. A condition that is True from the
+ * start says nothing new (at 500 sources those events were most of the operator's API calls); Ready
+ * turning True does, every time, and Ready turning False never does (what made it False has its own).
  */
-function eventWorthy(condition: SourceCondition): boolean {
+function eventWorthy(condition: SourceCondition, before: readonly SourceCondition[] | undefined): boolean {
   if (condition.status === "Unknown" || QUIET_REASONS.has(condition.reason)) return false;
-  return condition.type !== "Ready" || condition.status === "True";
+  if (condition.type === "Ready") return condition.status === "True";
+  if (condition.status === "False") return true;
+  return before?.find((old) => old.type === condition.type)?.status === "False";
 }
 
 /**

@@ -579,15 +579,8 @@ describe("reconcileSource", () => {
       expect(condition.lastTransitionTime).to.equal(rfc3339(new Date(T0)));
     }
 
-    expect(world.eventReasons()).to.include.members(["Resolved", "ServiceFound", "DeploymentCreated"]);
-    expect(world.eventReasons()).to.deep.equal([
-      "DeploymentCreated",
-      "Ready",
-      "Resolved",
-      "ServiceFound",
-      "AllPollersReady",
-      "RedisReachable",
-    ]);
+    // Conditions True from the start are no news: the Deployment made and Ready are.
+    expect(world.eventReasons()).to.deep.equal(["DeploymentCreated", "Ready"]);
     expect(world.events.every((event) => event.type === "Normal")).to.equal(true);
     expect(world.finalizerWrites).to.deep.equal([]);
     expect(world.deletes).to.deep.equal([]);
@@ -658,11 +651,7 @@ describe("reconcileSource", () => {
       expect(conditionOf(status, "TargetFound").message).to.match(message);
       expect(conditionOf(status, "PollersAvailable")).to.include({ status: "Unknown", reason: "Waiting" });
       expect(conditionOf(status, "Ready")).to.include({ status: "False", reason });
-      expect(world.events.map((event) => [event.type, event.reason])).to.deep.equal([
-        ["Normal", "Resolved"],
-        ["Warning", reason],
-        ["Normal", "RedisReachable"],
-      ]);
+      expect(world.events.map((event) => [event.type, event.reason])).to.deep.equal([["Warning", reason]]);
       // The activity resolves and the limit is written: only the Deployment waits for the Service.
       expect(world.resolves).to.have.length(1);
       expect(world.limits).to.have.length(1);
@@ -674,6 +663,21 @@ describe("reconcileSource", () => {
       // No RetryLater: the Service informer queues the source when the Service appears.
       expect(await world.run("no-service")).to.deep.equal({});
       expectTargetProblem(world, "ServiceNotFound", /^Service sum-svc not found in namespace team-a/);
+    });
+
+    it("records the recovery (Normal ServiceFound, then Ready) when the Service appears", async () => {
+      const world = new FakeWorld(sourceOf("service-later"));
+      await world.run("service-later");
+      world.putService(serviceOf("sum-svc"));
+      world.clearRecords();
+
+      await world.run("service-later");
+
+      expect(world.events.map((event) => [event.type, event.reason])).to.deep.equal([
+        ["Normal", "DeploymentCreated"],
+        ["Normal", "Ready"],
+        ["Normal", "ServiceFound"],
+      ]);
     });
 
     it("is TargetFound False PortNotFound when no port has the name given", async () => {
@@ -780,7 +784,6 @@ describe("reconcileSource", () => {
       expect(activity.message).to.contain("StepFunctionSource team-a/inuse-old");
       expect(world.events.map((event) => [event.type, event.reason])).to.deep.equal([
         ["Warning", "ActivityInUse"],
-        ["Normal", "ServiceFound"],
       ]);
     });
 
@@ -847,10 +850,7 @@ describe("reconcileSource", () => {
     });
     expect(status).to.include({ readyPollers: 0, pollers: "0/2" });
     expect(world.events.map((event) => [event.type, event.reason])).to.deep.equal([
-      ["Normal", "Resolved"],
-      ["Normal", "ServiceFound"],
       ["Warning", "DeploymentNameTaken"],
-      ["Normal", "RedisReachable"],
     ]);
   });
 
@@ -1193,12 +1193,7 @@ describe("reconcileSource", () => {
         reason: "PollersStarting",
       });
       expect(conditionOf(status, "Ready")).to.include({ status: "False", reason: "PollersStarting" });
-      expect(world.eventReasons()).to.deep.equal([
-        "DeploymentCreated",
-        "Resolved",
-        "ServiceFound",
-        "RedisReachable",
-      ]);
+      expect(world.eventReasons()).to.deep.equal(["DeploymentCreated"]);
     });
 
     it("a Warning for NoPollersReady (the rollout ended with no pod ready)", async () => {
