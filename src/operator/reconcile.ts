@@ -339,7 +339,9 @@ function eventWorthy(condition: SourceCondition, before: readonly SourceConditio
   if (condition.status === "Unknown" || QUIET_REASONS.has(condition.reason)) return false;
   if (condition.type === "Ready") return condition.status === "True";
   if (condition.status === "False") return true;
-  return before?.find((old) => old.type === condition.type)?.status === "False";
+  // A recovery from a failure; not the end of a normal phase (pollers starting).
+  const old = before?.find((candidate) => candidate.type === condition.type);
+  return old?.status === "False" && !QUIET_REASONS.has(old.reason);
 }
 
 /**

@@ -1194,6 +1194,12 @@ describe("reconcileSource", () => {
       });
       expect(conditionOf(status, "Ready")).to.include({ status: "False", reason: "PollersStarting" });
       expect(world.eventReasons()).to.deep.equal(["DeploymentCreated"]);
+
+      // The pods come up: Ready is the news, not the end of the start (no AllPollersReady event).
+      world.rollOut("starting-poller");
+      world.clearRecords();
+      await world.run("starting");
+      expect(world.eventReasons()).to.deep.equal(["Ready"]);
     });
 
     it("a Warning for NoPollersReady (the rollout ended with no pod ready)", async () => {
