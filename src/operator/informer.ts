@@ -90,6 +90,15 @@ export interface InformerOptions<T extends KubernetesObject> {
 }
 
 /**
+ * Drops `metadata.managedFields` from a cached object, in place (ListWatch's own cache holds the same
+ * object): nothing here reads them, and they are the larger part of a Deployment's metadata (the
+ * operator's memory at 500 sources: BENCHMARKS.md). controller-runtime's caches drop them too.
+ */
+function dropManagedFields(object: KubernetesObject): void {
+  if (object.metadata?.managedFields !== undefined) delete object.metadata.managedFields;
+}
+
+/**
  * A short description of a list/watch error: status and message, never a whole response. The
  * message is what tells the user what to fix ("deployments.apps is forbidden: User ... cannot list
  * ..."); client-node's typed calls put the Status in the ApiException's body as JSON text for any
@@ -297,6 +306,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     const kind = list.kind?.endsWith("List") ? list.kind.slice(0, -4) : undefined;
     const fresh = new Map<string, Map<string, T>>();
     for (const item of items) {
+      dropManagedFields(item);
       if (kind && item.kind === undefined) item.kind = kind;
       if (list.apiVersion && item.apiVersion === undefined) item.apiVersion = list.apiVersion;
       const namespace = item.metadata?.namespace ?? "";
@@ -327,6 +337,7 @@ export class ResilientInformer<T extends KubernetesObject> {
       void listWatch.stop();
       return;
     }
+    dropManagedFields(object);
     const namespace = object.metadata?.namespace ?? "";
     const name = object.metadata?.name ?? "";
     let objects = this.#store.get(namespace);
