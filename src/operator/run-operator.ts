@@ -3,10 +3,10 @@
  * ready: it is healthy, and a Service in front of replicas should not flap with the leadership);
  * with leader election on, runs the controller only while it leads; on SIGTERM stops taking work,
  * finishes the reconciles in flight, releases the Lease (a standby takes over at once) and exits 0.
- * A leader that loses its Lease (it could not renew in time, or another holder is in it) stops and exits 1: the Deployment
- * restarts it as a candidate, which is simpler to reason about than stepping down in place. A
- * controller that cannot start (its caches do not fill in time: a missing RBAC rule, an API server
- * out of reach) releases the Lease and exits 1, naming what failed.
+ * A leader that loses its Lease (it could not renew in time, or another holder is in it) stops and
+ * exits 1: the Deployment restarts it as a candidate, which is simpler to reason about than stepping
+ * down in place. A controller that cannot start (its caches do not fill in time: a missing RBAC
+ * rule, an API server out of reach) releases the Lease and exits 1, naming what failed.
  */
 import { CoordinationV1Api } from "@kubernetes/client-node";
 import { collectDefaultMetrics, Registry } from "prom-client";
