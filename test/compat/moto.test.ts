@@ -41,6 +41,7 @@ import { HttpTarget } from "../../src/target/http-target.ts";
 import { CliProcess, writeTempFile } from "../support/cli.ts";
 import { MOTO_ACCOUNT, MOTO_REGION, MotoServer } from "../support/moto.ts";
 import { type TargetInstruction, TestTarget } from "../support/target-server.ts";
+import { until } from "../support/waiting.ts";
 
 /** moto checks that a role ARN is well-formed, nothing more. */
 const ROLE_ARN = `arn:aws:iam::${MOTO_ACCOUNT}:role/sfn-operator-compat`;
@@ -164,7 +165,12 @@ describe("compatibility: moto's Step Functions server", function () {
       await new Promise((r) => setTimeout(r, 200));
     }
     expect(metrics).to.match(/sfn_operator_aws_errors_total\{api="GetActivityTask",[^}]*\} [1-9]/);
-    expect(moto.output()).to.contain("The get_activity_task action has not been implemented");
+    // moto writes its traceback after the answer (and through a pipe): wait for it to arrive.
+    await until(
+      () => moto.output().includes("The get_activity_task action has not been implemented"),
+      10_000,
+      "moto's NotImplementedError for get_activity_task in its output",
+    );
     expect(local.cli.child.exitCode).to.equal(null);
 
     const { code } = await local.cli.stop();
