@@ -1002,20 +1002,21 @@ describe("RedisSemaphore (real redis-server)", function () {
       expect(end - since, "the window: one lease TTL").to.equal(MIN_LEASE_TTL_MS);
       const permit = await first.permit;
       // Once recorded, it opens no other window: the next acquisition is granted by one ACQUIRE
-      // (counted by name: a REFRESH of the first lease may run meanwhile).
+      // (counted by script on this process's own client: a REFRESH of the first lease may run meanwhile).
       const acquireSha = createHash("sha1").update(ACQUIRE).digest("hex");
+      const commands = connections[connections.length - 1]?.client;
+      if (commands === undefined) throw new Error("no connection");
       const acquires: string[] = [];
-      const monitor = await redis.client().monitor();
+      const evalsha = commands.evalsha.bind(commands);
+      commands.evalsha = ((sha: string, ...rest: unknown[]) => {
+        if (sha === acquireSha) acquires.push("acquire");
+        return (evalsha as (...args: unknown[]) => unknown)(sha, ...rest);
+      }) as typeof commands.evalsha;
       let second: Permit;
       try {
-        monitor.on("monitor", (_time: string, args: string[]) => {
-          if (String(args[0]).toLowerCase() === "evalsha" && String(args[1]) === acquireSha)
-            acquires.push("acquire");
-        });
         second = await a.acquire(never);
-        await until(() => acquires.length > 0, 2000, "MONITOR to report the ACQUIRE");
       } finally {
-        monitor.disconnect();
+        commands.evalsha = evalsha;
       }
       expect(acquires).to.have.length(1);
       expect((await epochAndNow()).since, "no new window").to.equal(since);
