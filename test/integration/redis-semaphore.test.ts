@@ -3,17 +3,15 @@
  * (its own connections, its own semaphore object), as pods would be.
  */
 import { createHash } from "node:crypto";
-import { Writable } from "node:stream";
 import { expect } from "chai";
 import { Redis } from "ioredis";
-import winston from "winston";
-import { getLogger } from "../../src/observability/logger.ts";
 import { RedisConnection } from "../../src/semaphore/redis/connection.ts";
 import { semaphoreKeys } from "../../src/semaphore/redis/keys.ts";
 import { COMMAND_TIMEOUT_MS, MIN_LEASE_TTL_MS } from "../../src/semaphore/redis/limits.ts";
 import { RedisSemaphore } from "../../src/semaphore/redis/redis-semaphore.ts";
 import { ACQUIRE, REFRESH, RELEASE, TRANSFER } from "../../src/semaphore/redis/scripts.ts";
 import type { Permit } from "../../src/semaphore/semaphore.ts";
+import { withLogs } from "../support/logs.ts";
 import { RedisServer, serverRunId } from "../support/redis.ts";
 import { sleep, until } from "../support/waiting.ts";
 
@@ -662,27 +660,6 @@ describe("RedisSemaphore (real redis-server)", function () {
       return { since: Number(epoch.since), until: Number(epoch.until), now };
     } finally {
       client.disconnect();
-    }
-  }
-
-  /** Records what is logged at info level or above while `run` runs. */
-  async function withLogs<T>(run: (records: Array<Record<string, unknown>>) => Promise<T>): Promise<T> {
-    const records: Array<Record<string, unknown>> = [];
-    const stream = new Writable({
-      objectMode: true,
-      write(info: Record<string, unknown>, _encoding, callback) {
-        records.push(info);
-        callback();
-      },
-    });
-    const transport = new winston.transports.Stream({ stream, level: "info" });
-    // Every logger is a child of one root: a transport added through any of them sees all records.
-    const anchor = getLogger("test");
-    anchor.add(transport);
-    try {
-      return await run(records);
-    } finally {
-      anchor.remove(transport);
     }
   }
 

@@ -3,11 +3,8 @@
  * redis-server, and against a real three-master Redis Cluster. Each `RedisConnection` stands for one
  * process, as pods would be.
  */
-import { Writable } from "node:stream";
 import { expect } from "chai";
 import type { Cluster, Redis } from "ioredis";
-import winston from "winston";
-import { getLogger } from "../../src/observability/logger.ts";
 import type { TaskOutcomeLabel } from "../../src/observability/metrics.ts";
 import { LimitGate } from "../../src/semaphore/limit-gate.ts";
 import { RedisConnection } from "../../src/semaphore/redis/connection.ts";
@@ -24,6 +21,7 @@ import {
   writeLimit,
 } from "../../src/semaphore/redis/source-state.ts";
 import type { Permit } from "../../src/semaphore/semaphore.ts";
+import { withLogs } from "../support/logs.ts";
 import { RedisServer, serverRunId } from "../support/redis.ts";
 import { RedisClusterServer } from "../support/redis-cluster.ts";
 import { until } from "../support/waiting.ts";
@@ -52,26 +50,6 @@ async function allKeys(client: Redis): Promise<string[]> {
     cursor = next;
   } while (cursor !== "0");
   return keys.sort();
-}
-
-/** Records what is logged at info level or above while `run` runs. */
-async function withLogs<T>(run: (records: Array<Record<string, unknown>>) => Promise<T>): Promise<T> {
-  const records: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    objectMode: true,
-    write(info: Record<string, unknown>, _encoding, callback) {
-      records.push(info);
-      callback();
-    },
-  });
-  const transport = new winston.transports.Stream({ stream, level: "info" });
-  const anchor = getLogger("test");
-  anchor.add(transport);
-  try {
-    return await run(records);
-  } finally {
-    anchor.remove(transport);
-  }
 }
 
 /** What a follower told its poller: limits as numbers, "no limit" as the reason. */
