@@ -17,6 +17,7 @@
  *   server-side apply removes the fields our field manager no longer sets.
  */
 import { createHash } from "node:crypto";
+import path from "node:path";
 import type { V1Deployment, V1EnvVar, V1ResourceRequirements } from "@kubernetes/client-node";
 import { parseDuration } from "../api/duration.ts";
 import type { PollerDefaults, SecretKeyReference } from "./settings.ts";
@@ -74,6 +75,9 @@ export const APPLIED_HASH_ANNOTATION = "sfn-operator.dev/applied-hash";
  * ("cannot verify user is non-root"), so the pod names the number.
  */
 export const POLLER_UID = 1000;
+
+/** Where the Redis CA of SFN_POLLER_REDIS_CA_SECRET is mounted in poller pods (NODE_EXTRA_CA_CERTS). */
+export const REDIS_CA_FILE = "/etc/sfn-operator/redis-ca/ca.crt";
 
 /** The port of /metrics, /healthz and /readyz in poller pods. */
 export const POLLER_METRICS_PORT = 9090;
@@ -174,6 +178,7 @@ export function pollerEnvironment(input: PollerDeploymentInput): V1EnvVar[] {
   } else {
     env.push({ name: "SFN_REDIS_URL", value: defaults.redisUrl });
     if (defaults.redisPasswordSecret) env.push(secretEnv("SFN_REDIS_PASSWORD", defaults.redisPasswordSecret));
+    if (defaults.redisCaSecret) env.push({ name: "NODE_EXTRA_CA_CERTS", value: REDIS_CA_FILE });
     for (const [name, value] of Object.entries(defaults.redisEnv).sort(([a], [b]) => a.localeCompare(b))) {
       env.push({ name, value });
     }
@@ -228,6 +233,8 @@ function deploymentWithoutHash(input: PollerDeploymentInput): V1Deployment {
   const replicas = pollerReplicas(spec);
   const serviceAccountName = spec.serviceAccountName ?? defaults.serviceAccountName;
   const strategy = rolloutStrategy(replicas);
+  // The operator's default Redis only: a source's own spec.redis brings its own trust.
+  const redisCa = spec.redis === undefined ? defaults.redisCaSecret : undefined;
   return {
     apiVersion: "apps/v1",
     kind: "Deployment",
@@ -299,11 +306,29 @@ function deploymentWithoutHash(input: PollerDeploymentInput): V1Deployment {
                 runAsNonRoot: true,
                 capabilities: { drop: ["ALL"] },
               },
-              volumeMounts: [{ name: "tmp", mountPath: "/tmp" }],
+              volumeMounts: [
+                { name: "tmp", mountPath: "/tmp" },
+                ...(redisCa !== undefined
+                  ? [{ name: "redis-ca", mountPath: path.posix.dirname(REDIS_CA_FILE), readOnly: true }]
+                  : []),
+              ],
             },
           ],
           // Node.js may write to /tmp (reports, heap snapshots on demand); the root is read-only.
-          volumes: [{ name: "tmp", emptyDir: { sizeLimit: "64Mi" } }],
+          volumes: [
+            { name: "tmp", emptyDir: { sizeLimit: "64Mi" } },
+            ...(redisCa !== undefined
+              ? [
+                  {
+                    name: "redis-ca",
+                    secret: {
+                      secretName: redisCa.name,
+                      items: [{ key: redisCa.key, path: path.posix.basename(REDIS_CA_FILE) }],
+                    },
+                  },
+                ]
+              : []),
+          ],
         },
       },
     },

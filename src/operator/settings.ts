@@ -45,6 +45,11 @@ export interface PollerDefaults {
   redisUrl: string;
   /** Secret (in each source's namespace) holding the Redis password for the pollers. */
   redisPasswordSecret?: SecretKeyReference;
+  /**
+   * Secret (in each source's namespace) holding the PEM CA of a `rediss://` Redis whose certificate
+   * a private CA signed: mounted into the poller pods and given to Node as NODE_EXTRA_CA_CERTS.
+   */
+  redisCaSecret?: SecretKeyReference;
   /** SFN_REDIS_CLUSTER, SFN_REDIS_SENTINELS, SFN_REDIS_SENTINEL_MASTER, SFN_REDIS_LEASE_TTL, passed on. */
   redisEnv: Readonly<Record<string, string>>;
   logLevel: string;
@@ -106,6 +111,15 @@ export const OPERATOR_SETTINGS: readonly OperatorSettingDoc[] = [
     description:
       "`secret:key` of a Secret in each source's namespace that holds the Redis password for the pollers.",
     default: "none (pollers connect without a password)",
+  },
+  {
+    env: "SFN_POLLER_REDIS_CA_SECRET",
+    flag: "--poller-redis-ca-secret",
+    description:
+      "`secret:key` of a Secret in each source's namespace that holds the PEM CA of a `rediss://` Redis " +
+      "signed by a private CA; mounted into the poller pods as NODE_EXTRA_CA_CERTS (the operator itself " +
+      "takes NODE_EXTRA_CA_CERTS from its own environment).",
+    default: "none (Node's CA store)",
   },
   {
     env: "SFN_NAMESPACE",
@@ -313,19 +327,19 @@ export function operatorSettingsFrom(
     }
   }
 
-  const secretText = read("SFN_POLLER_REDIS_PASSWORD_SECRET");
-  let redisPasswordSecret: SecretKeyReference | undefined;
-  if (secretText !== undefined) {
-    const [name = "", key = "", ...rest] = secretText.split(":");
+  const secretReference = (variable: string, example: string): SecretKeyReference | undefined => {
+    const text = read(variable);
+    if (text === undefined) return undefined;
+    const [name = "", key = "", ...rest] = text.split(":");
     if (rest.length > 0 || !DNS_SUBDOMAIN.test(name) || !SECRET_KEY.test(key)) {
-      problem(
-        "SFN_POLLER_REDIS_PASSWORD_SECRET",
-        `must be <secret name>:<key>, such as "redis-auth:password", got ${describeValue(secretText)}`,
-      );
-    } else {
-      redisPasswordSecret = { name, key };
+      problem(variable, `must be <secret name>:<key>, such as "${example}", got ${describeValue(text)}`);
+      return undefined;
     }
-  } else if (env.SFN_REDIS_PASSWORD) {
+    return { name, key };
+  };
+  const redisPasswordSecret = secretReference("SFN_POLLER_REDIS_PASSWORD_SECRET", "redis-auth:password");
+  const redisCaSecret = secretReference("SFN_POLLER_REDIS_CA_SECRET", "redis-ca:ca.crt");
+  if (read("SFN_POLLER_REDIS_PASSWORD_SECRET") === undefined && env.SFN_REDIS_PASSWORD) {
     // The operator would connect and every poller would be refused: say so at start-up instead.
     problem(
       "SFN_POLLER_REDIS_PASSWORD_SECRET",
@@ -444,6 +458,7 @@ export function operatorSettingsFrom(
       ...(awsEndpointUrl !== undefined && { awsEndpointUrl }),
       redisUrl: redisUrl ?? "",
       ...(redisPasswordSecret !== undefined && { redisPasswordSecret }),
+      ...(redisCaSecret !== undefined && { redisCaSecret }),
       redisEnv,
       logLevel,
     },

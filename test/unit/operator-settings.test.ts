@@ -177,6 +177,7 @@ describe("operator settings", () => {
     const problems = problemsOf(
       {
         SFN_POLLER_REDIS_PASSWORD_SECRET: "just-a-name",
+        SFN_POLLER_REDIS_CA_SECRET: "ca.crt",
         SFN_NAMESPACE: "Not_A_Namespace",
         SFN_WATCH_NAMESPACES: "team-a,Team B",
         SFN_REGION: "US East 1",
@@ -202,6 +203,7 @@ describe("operator settings", () => {
       "SFN_POLLER_IMAGE",
       "SFN_REDIS_URL",
       "SFN_POLLER_REDIS_PASSWORD_SECRET",
+      "SFN_POLLER_REDIS_CA_SECRET",
       "SFN_NAMESPACE",
       "SFN_WATCH_NAMESPACES",
       "SFN_REGION",
@@ -324,6 +326,20 @@ describe("operator settings", () => {
   });
 
   describe("Redis password Secret", () => {
+    it("reads the pollers' Redis CA Secret and refuses a malformed one", () => {
+      expect(
+        settingsOf({ SFN_POLLER_REDIS_CA_SECRET: "redis-ca:ca.crt" }).poller.redisCaSecret,
+      ).to.deep.equal({
+        name: "redis-ca",
+        key: "ca.crt",
+      });
+      expect(settingsOf({}).poller.redisCaSecret).to.equal(undefined);
+      const problems = problemsOf({ ...REQUIRED, SFN_POLLER_REDIS_CA_SECRET: "redis-ca" });
+      expect(problems).to.deep.equal([
+        'SFN_POLLER_REDIS_CA_SECRET: must be <secret name>:<key>, such as "redis-ca:ca.crt", got "redis-ca"',
+      ]);
+    });
+
     it("is <secret>:<key>", () => {
       expect(
         settingsOf({ SFN_POLLER_REDIS_PASSWORD_SECRET: "redis-auth:password" }).poller.redisPasswordSecret,

@@ -11,6 +11,7 @@ import {
   pollerDeploymentName,
   pollerEnvironment,
   pollerReplicas,
+  REDIS_CA_FILE,
   rolloutStrategy,
   terminationGraceSeconds,
 } from "../../src/operator/poller-deployment.ts";
@@ -393,6 +394,33 @@ describe("poller Deployment", () => {
       expect(envVar(env, "SFN_REDIS_SENTINEL_MASTER")).to.equal(undefined);
       expect(plainValue(env, "SFN_REDIS_LEASE_TTL")).to.equal("20s");
       expect(JSON.stringify(env)).to.not.contain("redis-auth");
+    });
+
+    it("mounts the operator's Redis CA Secret and points NODE_EXTRA_CA_CERTS at it", () => {
+      const deployment = desiredPollerDeployment(
+        input({}, { defaults: defaults({ redisCaSecret: { name: "redis-ca", key: "ca.pem" } }) }),
+      );
+      expect(plainValue(envOf(deployment), "NODE_EXTRA_CA_CERTS")).to.equal(REDIS_CA_FILE);
+      expect(template(deployment).spec?.volumes).to.deep.include({
+        name: "redis-ca",
+        secret: { secretName: "redis-ca", items: [{ key: "ca.pem", path: "ca.crt" }] },
+      });
+      expect(container(deployment).volumeMounts).to.deep.include({
+        name: "redis-ca",
+        mountPath: "/etc/sfn-operator/redis-ca",
+        readOnly: true,
+      });
+    });
+
+    it("gives a source's own Redis neither the operator's CA nor its mount", () => {
+      const deployment = desiredPollerDeployment(
+        input(
+          { redis: { url: "rediss://other-redis:6379" } },
+          { defaults: defaults({ redisCaSecret: { name: "redis-ca", key: "ca.pem" } }) },
+        ),
+      );
+      expect(envVar(envOf(deployment), "NODE_EXTRA_CA_CERTS")).to.equal(undefined);
+      expect(JSON.stringify(template(deployment).spec?.volumes)).to.not.contain("redis-ca");
     });
 
     it("never hands the operator's password Secret to a source's own Redis", () => {
