@@ -1,7 +1,7 @@
 /**
  * `npm run demo`: the whole product on one machine, no cluster and no AWS account.
  *
- * 1. starts the Step Functions emulator and a sample HTTP service (demo/sample-service.ts),
+ * 1. starts the Step Functions emulator and a sample HTTP service (src/sample/sample-service.ts),
  * 2. runs `sfn-operator local -f <sources.yaml>` as a real child process, pointed at the emulator
  *    through AWS_ENDPOINT_URL_SFN exactly as it would be pointed at AWS,
  * 3. enqueues a few hundred activity tasks, some of which fail on purpose,
@@ -20,7 +20,7 @@ import {
   type TaskRecord,
 } from "../src/emulator/index.ts";
 import { configureLogging } from "../src/observability/logger.ts";
-import { SampleService } from "./sample-service.ts";
+import { SampleService } from "../src/sample/sample-service.ts";
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../bin/sfn-operator.js");
 

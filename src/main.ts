@@ -325,4 +325,29 @@ program
     }),
   );
 
+program
+  .command("sample-service")
+  .description(
+    "run the sample target of the examples and the demo: POST /step/sum and /step/split (see examples/)",
+  )
+  .option("--port <port>", "port to listen on", port, 8080)
+  .option("--host <host>", "address to listen on (all addresses in a pod)", "0.0.0.0")
+  .action((options: { port: number; host: string }) =>
+    execute(async () => {
+      await checked(() => undefined);
+      const { SampleService } = await import("./sample/sample-service.ts");
+      const service = await new SampleService().start(options.port, options.host);
+      process.stdout.write(
+        `sample service listening on ${options.host}:${service.port} (POST /step/sum, POST /step/split)\n`,
+      );
+      await new Promise<void>((resolve) => {
+        const stop = (): void => resolve();
+        process.once("SIGTERM", stop);
+        process.once("SIGINT", stop);
+      });
+      await service.close();
+      return 0;
+    }),
+  );
+
 await program.parseAsync(process.argv);

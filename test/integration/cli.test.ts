@@ -140,6 +140,39 @@ describe("sfn-operator CLI", function () {
     });
   });
 
+  describe("sample-service", () => {
+    it("serves sum and split, answers probes, refuses other routes, and exits 0 on SIGTERM", async () => {
+      const service = new CliProcess(["sample-service", "--port", "0", "--host", "127.0.0.1"]);
+      try {
+        for (let i = 0; i < 400 && !/listening on 127\.0\.0\.1:\d+/.test(service.output); i++) {
+          await new Promise((r) => setTimeout(r, 25));
+        }
+        const port = /listening on 127\.0\.0\.1:(\d+)/.exec(service.output)?.[1];
+        expect(port, service.tail()).to.not.equal(undefined);
+        const base = `http://127.0.0.1:${port}`;
+        const post = (path: string, body: string): Promise<Response> =>
+          fetch(`${base}${path}`, { method: "POST", body, headers: { "content-type": "application/json" } });
+        const sum = await post("/step/sum", JSON.stringify({ numbers: [1, 2, 3.5] }));
+        expect(sum.status).to.equal(200);
+        expect(await sum.json()).to.deep.equal({ sum: 6.5 });
+        const split = await post("/step/split", JSON.stringify({ text: "über alles ok" }));
+        expect(await split.json()).to.deep.equal({ words: ["über", "alles", "ok"] });
+        const bad = await post("/step/sum", JSON.stringify({ numbers: [1, "x"] }));
+        expect(bad.status).to.equal(422);
+        expect(bad.headers.get("step-func-error")).to.equal("Sum.NotANumber");
+        expect((await fetch(`${base}/healthz`)).status).to.equal(200);
+        expect((await post("/elsewhere", "{}")).status).to.equal(404);
+        expect((await fetch(`${base}/step/sum`)).status, "GET of a task route").to.equal(404);
+        const huge = await post("/step/split", JSON.stringify({ text: "a".repeat(600 * 1024) })).catch(
+          (error: unknown) => error,
+        );
+        if (huge instanceof Response) expect(huge.status).to.equal(413);
+      } finally {
+        expect(await service.stop()).to.deep.equal({ code: 0, signal: null });
+      }
+    });
+  });
+
   describe("local", () => {
     it("--check prints one line per source and exits 0 without starting anything", async () => {
       const file = await writeTempFile(

@@ -7,11 +7,21 @@
  *                     {"slowMs": 5000}         -> answers after 5 s (past the demo's requestTimeout)
  *   POST /step/split  {"text": "a b c"}        -> 200 {"words": ["a", "b", "c"]}
  *
+ *   GET  /healthz                             -> 200 (for probes)
+ *
  * It records, per path, how many requests were in flight at once: the demo's proof that the
- * poller kept maxConcurrency.
+ * poller kept maxConcurrency. The demo runs it in-process; `sfn-operator sample-service` runs it as
+ * the target of the Kubernetes examples (examples/), which is why it ships in the package: it
+ * answers only its two routes, reads at most MAX_BODY_BYTES of a body, and keeps no state per
+ * unknown path.
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+
+/** The largest input a Step Functions task can carry (256 KiB), with room for JSON escaping. */
+const MAX_BODY_BYTES = 512 * 1024;
+
+const ROUTES = ["/step/sum", "/step/split"] as const;
 
 export interface PathStats {
   inFlight: number;
@@ -23,14 +33,27 @@ export class SampleService {
   readonly stats = new Map<string, PathStats>();
   readonly #server = http.createServer((req, res) => void this.#handle(req, res));
   #port = 0;
+  #host = "127.0.0.1";
 
-  get url(): string {
-    return `http://127.0.0.1:${this.#port}`;
+  get port(): number {
+    return this.#port;
   }
 
-  async start(port = 0): Promise<this> {
-    await new Promise<void>((resolve) => this.#server.listen(port, "127.0.0.1", resolve));
+  get url(): string {
+    const host = this.#host === "0.0.0.0" || this.#host === "::" ? "127.0.0.1" : this.#host;
+    return `http://${host.includes(":") ? `[${host}]` : host}:${this.#port}`;
+  }
+
+  async start(port = 0, host = "127.0.0.1"): Promise<this> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once("error", reject);
+      this.#server.listen(port, host, () => {
+        this.#server.off("error", reject);
+        resolve();
+      });
+    });
     this.#port = (this.#server.address() as AddressInfo).port;
+    this.#host = host;
     return this;
   }
 
@@ -49,25 +72,44 @@ export class SampleService {
   }
 
   async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const path = req.url ?? "/";
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    if (req.method === "GET" && path === "/healthz") {
+      res.writeHead(200, { "content-type": "text/plain" }).end("ok");
+      return;
+    }
+    if (!(ROUTES as readonly string[]).includes(path) || req.method !== "POST") {
+      res.writeHead(404, { "content-type": "text/plain" }).end(`no route ${req.method} ${path}`);
+      return;
+    }
     const stats = this.statsFor(path);
     stats.inFlight += 1;
     stats.requests += 1;
     stats.peak = Math.max(stats.peak, stats.inFlight);
     try {
       const chunks: Buffer[] = [];
-      for await (const chunk of req) chunks.push(chunk as Buffer);
-      const input = JSON.parse(Buffer.concat(chunks).toString("utf8")) as Record<string, unknown>;
+      let size = 0;
+      for await (const chunk of req) {
+        size += (chunk as Buffer).length;
+        if (size > MAX_BODY_BYTES) {
+          res.writeHead(413, { "step-func-error": "Sample.InputTooLarge", connection: "close" }).end();
+          return;
+        }
+        chunks.push(chunk as Buffer);
+      }
+      const parsed: unknown = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+      const input = (typeof parsed === "object" && parsed !== null ? parsed : {}) as Record<string, unknown>;
       // Simulated work: 10-40 ms, or as long as the input asks.
-      const workMs = typeof input.slowMs === "number" ? input.slowMs : 10 + Math.random() * 30;
+      const workMs =
+        typeof input.slowMs === "number"
+          ? Math.min(Math.max(input.slowMs, 0), 600_000)
+          : 10 + Math.random() * 30;
       // Stop working when the caller hangs up (the poller gave up at its requestTimeout).
       const hungUp = await workFor(workMs, res);
       if (hungUp) return;
       if (path === "/step/sum") sum(input, res);
-      else if (path === "/step/split") split(input, res);
-      else res.writeHead(404).end(`no route ${path}`);
+      else split(input, res);
     } catch (error) {
-      res.writeHead(400, { "step-func-error": "Sample.BadRequest" }).end(String(error));
+      if (!res.headersSent) res.writeHead(400, { "step-func-error": "Sample.BadRequest" }).end(String(error));
     } finally {
       stats.inFlight -= 1;
     }
