@@ -9,7 +9,7 @@
  * target.
  */
 import { randomBytes } from "node:crypto";
-import type { V1Deployment, V1EnvVar, V1Pod } from "@kubernetes/client-node";
+import type { V1Deployment, V1Pod } from "@kubernetes/client-node";
 import { expect } from "chai";
 import type { Redis } from "ioredis";
 import type { Context } from "mocha";
@@ -26,6 +26,7 @@ import {
   source,
   waitForCondition,
 } from "../support/operator.ts";
+import { podEnvironment as kubeletEnvironment } from "../support/pod-env.ts";
 import { freePort } from "../support/redis.ts";
 import { type TargetInstruction, TestTarget } from "../support/target-server.ts";
 import { until } from "../support/waiting.ts";
@@ -119,17 +120,11 @@ describe("operator: task figures and the live limit with the Deployment's poller
   }
 
   /**
-   * The environment of a pod of the Deployment `template`, as the kubelet would give it to pod `pod`:
-   * plain values as they are, the downward API's metadata.name as the pod's name, Secret references
-   * read from the Secret. Anything else in the template fails the test (this function would have
-   * to learn it). Then the few rewrites for a local process, each explained.
+   * The environment of pod `pod` of the Deployment `template`, as the kubelet would give it
+   * (test/support/pod-env.ts), then the few rewrites for a local process, each explained.
    */
   async function podEnvironment(template: V1Deployment, pod: string): Promise<NodeJS.ProcessEnv> {
-    const container = template.spec?.template.spec?.containers[0];
-    // Only `env` is translated below: anything from envFrom would be missed.
-    expect(container?.envFrom).to.equal(undefined);
-    const env: NodeJS.ProcessEnv = {};
-    for (const variable of container?.env ?? []) env[variable.name] = await resolveVariable(variable, pod);
+    const env = await kubeletEnvironment(testCluster(), template, pod);
     expect(env.SFN_TARGET_URL, "the Service's URL in the template").to.equal(
       `http://figures-svc.${namespace}.svc:8080`,
     );
@@ -145,25 +140,6 @@ describe("operator: task figures and the live limit with the Deployment's poller
     }
     expect(env.AWS_ENDPOINT_URL_SFN).to.equal(fixture.emulator.emulator.url);
     return env;
-  }
-
-  async function resolveVariable(variable: V1EnvVar, pod: string): Promise<string> {
-    if (variable.value !== undefined) return variable.value;
-    const from = variable.valueFrom;
-    if (from?.fieldRef?.fieldPath === "metadata.name") return pod;
-    const ref = from?.secretKeyRef;
-    if (ref !== undefined) {
-      const secret = await getJson<{ data?: Record<string, string> }>(testCluster(), [
-        "secret",
-        "-n",
-        namespace,
-        ref.name ?? "",
-      ]);
-      const value = secret?.data?.[ref.key];
-      if (value === undefined) throw new Error(`Secret ${ref.name} has no key ${ref.key}`);
-      return Buffer.from(value, "base64").toString("utf8");
-    }
-    throw new Error(`cannot resolve ${variable.name}: ${JSON.stringify(from)}`);
   }
 
   /** Starts a poller process as pod `pod` of the Deployment as the API has it now. */
