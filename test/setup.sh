@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
 # Installs what the test suites need beyond npm packages, idempotently (fast when all is there):
-#   redis-server, openssl      Debian packages (apt-get; needs root)
+#   redis-server, openssl      Debian packages (apt-get; needs root); not redis-server when the
+#                              tests' Redis is a container (SFN_TEST_USE_DOCKER=1, docs/cluster.md)
 #   moto's server              a Python venv outside the repo (test/compat/install-moto.sh)
 #   the test control plane     kube-apiserver & co., etcd, kwok, helm built from the Go module proxy
-#                              into ~/.cache/sfn-operator (test/cluster/build.sh; cold 10-15 min)
+#                              into ~/.cache/sfn-operator (test/cluster/build.sh; cold 10-15 min),
+#                              unless the cluster tests use k3s in Docker (build.sh --unless-docker)
 # `npm test` runs it first; .ci/run through `npm test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The test harness's own choice of backend (test/support/harness-selection.ts): local, docker, existing.
+harness_backend() {
+  local node=node_modules/.bin/node
+  [ -x "$node" ] || node=node
+  "$node" test/support/harness-selection-cli.ts "$1"
+}
+
 missing=()
-command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-server >/dev/null 2>&1 || [ "$(harness_backend redis)" = docker ] || missing+=(redis-server)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -24,4 +33,4 @@ fi
 command -v kubectl >/dev/null 2>&1 || echo "test setup: warning: kubectl is not on the PATH; the cluster tests need it" >&2
 
 bash test/compat/install-moto.sh
-bash test/cluster/build.sh
+bash test/cluster/build.sh --unless-docker

@@ -7,6 +7,11 @@
 # so a second run builds nothing.
 #
 # Usage: test/cluster/build.sh                    build what is missing
+#        test/cluster/build.sh --unless-docker    the same, unless the cluster tests will use k3s in
+#                                                 Docker (SFN_TEST_USE_DOCKER=1, or no binaries cached
+#                                                 and a Docker engine answers: the decision of
+#                                                 test/support/harness-selection.ts); `npm run
+#                                                 test:cluster` and test/setup.sh use it
 #        test/cluster/build.sh --update-wrappers  regenerate kube/go.mod and etcd/go.mod (+ go.sum)
 #                                                 from the pinned tags' own go.mod files (or one:
 #                                                 --update-kube-wrapper, --update-etcd-wrapper)
@@ -28,6 +33,15 @@ bin_dir="${SFN_TEST_BIN:-$HOME/.cache/sfn-operator/bin/$bin_key}"
 stage_dir="$bin_dir/.partial"
 
 log() { printf '[cluster-build] %s\n' "$*" >&2; }
+
+# The cluster tests' backend (local, docker or existing), decided by the harness itself, with the
+# repo's Node (24: runs .ts) when installed. Fails (exit 1) when SFN_TEST_USE_DOCKER=1 and no Docker
+# engine answers.
+harness_backend() {
+  local node="$here/../../node_modules/.bin/node"
+  [ -x "$node" ] || node=node
+  "$node" "$here/../support/harness-selection-cli.ts" cluster
+}
 
 # Path of the go.mod of module $1 at version $2, downloaded through the module proxy.
 module_go_mod() {
@@ -163,6 +177,14 @@ main() {
   # For one wrapper only, e.g. while the other one builds.
   --update-kube-wrapper) update_kube_wrapper; return ;;
   --update-etcd-wrapper) update_etcd_wrapper; return ;;
+  --unless-docker)
+    local backend
+    backend=$(harness_backend) || exit 1
+    if [ "$backend" = docker ]; then
+      log "the cluster tests use k3s in Docker: nothing to build (docs/cluster.md, \"With Docker\")"
+      return
+    fi
+    ;;
   "") ;;
   *) log "unknown argument: $1"; exit 2 ;;
   esac

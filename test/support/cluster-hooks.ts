@@ -4,11 +4,13 @@
  * test prints the tail of every component's log. Tests get the cluster from {@link testCluster}.
  *
  * If the run is interrupted (Ctrl-C, SIGTERM, an uncaught error), the processes are killed on the
- * way out, so a test run never leaves a control plane behind.
+ * way out, so a test run never leaves a control plane behind (k3s in Docker: testcontainers' Ryuk
+ * removes the containers once this process is gone).
  */
 import type { Context } from "mocha";
 import { acquireTestCluster, LocalCluster, type TestCluster } from "./cluster.ts";
 import { killProcessesSync } from "./cluster-processes.ts";
+import { K3sCluster } from "./k3s-cluster.ts";
 
 let cluster: TestCluster | undefined;
 let failures = 0;
@@ -30,7 +32,8 @@ function onSignal(signal: NodeJS.Signals): void {
 
 export const mochaHooks = {
   async beforeAll(this: Context): Promise<void> {
-    this.timeout(180_000);
+    // k3s in Docker: the first run pulls its images.
+    this.timeout(300_000);
     process.once("exit", killOnExit);
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
@@ -48,8 +51,10 @@ export const mochaHooks = {
     this.timeout(60_000);
     // A failed run keeps the cluster's folder (logs, etcd data) for a closer look.
     await cluster?.stop({ keepFiles: failures > 0 });
-    if (failures > 0 && cluster instanceof LocalCluster) {
-      console.error(`    [cluster] kept ${cluster.state.dir} for its logs`);
+    if (failures > 0 && (cluster instanceof LocalCluster || cluster instanceof K3sCluster)) {
+      console.error(
+        `    [cluster] kept ${cluster instanceof LocalCluster ? cluster.state.dir : cluster.dir} for its logs`,
+      );
     }
     cluster = undefined;
   },

@@ -9,8 +9,10 @@
  * credentials, etcd data, a log file per component, the admin kubeconfig and a state file with the
  * pids), so that another process can find and stop it (`npm run cluster:down`).
  *
- * Tests get a {@link TestCluster}: these local processes, or, with SFN_TEST_USE_EXISTING_CLUSTER=1,
- * the cluster that KUBECONFIG names.
+ * Tests get a {@link TestCluster}: these local processes; with SFN_TEST_USE_EXISTING_CLUSTER=1, the
+ * cluster that KUBECONFIG names; or, with SFN_TEST_USE_DOCKER=1 (or when no binaries are cached and a
+ * Docker engine answers), k3s and kwok in containers (test/support/k3s-cluster.ts). The choice:
+ * test/support/harness-selection.ts.
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -39,6 +41,8 @@ import {
   stopProcesses,
   tail,
 } from "./cluster-processes.ts";
+import { type Choice, chooseBackend, isDockerReachable, needsDockerProbe } from "./harness-selection.ts";
+import type { K3sCluster } from "./k3s-cluster.ts";
 import { repoRoot } from "./repo-root.ts";
 
 const REPO_ROOT = repoRoot(path.dirname(fileURLToPath(import.meta.url)));
@@ -60,12 +64,15 @@ export const FAKE_NODE = "kwok-node-0";
 
 /** A cluster the tests can use, however it was provided. */
 export interface TestCluster {
-  /** `local`: processes started by this harness; `existing`: KUBECONFIG's cluster. */
-  readonly kind: "local" | "existing";
+  /**
+   * `local`: processes started by this harness; `existing`: KUBECONFIG's cluster; `docker`: k3s (its
+   * kubelet kept free of test pods) and kwok in containers started by this harness.
+   */
+  readonly kind: "local" | "existing" | "docker";
   /** Admin kubeconfig file. */
   readonly kubeconfig: string;
   readonly server: string;
-  /** Log file of each component (none for an existing cluster). */
+  /** Log file of each component (none for an existing cluster; each container's for `docker`). */
   readonly logFiles: Readonly<Record<string, string>>;
   /** Runs kubectl with the admin kubeconfig. */
   kubectl(args: string[], options?: KubectlOptions): Promise<KubectlResult>;
@@ -84,7 +91,7 @@ export interface TestCluster {
   /**
    * Stops the kube-apiserver alone (etcd, controllers and kwok keep running), for robustness tests:
    * SIGTERM (a graceful shutdown, as in an upgrade), or SIGKILL with `kill` (a crash). Local clusters
-   * only: an existing cluster throws, so such tests skip when `kind !== "local"`.
+   * only: an existing cluster or k3s throws, so such tests skip when `kind !== "local"`.
    */
   stopApiServer(options?: { kill?: boolean }): Promise<void>;
   /** Starts the kube-apiserver stopped by {@link stopApiServer} again, and waits for its /readyz. */
@@ -122,15 +129,26 @@ export function pinnedVersions(): Record<string, string> {
   return Object.fromEntries(
     text
       .split("\n")
-      .map((line) => /^([A-Z_]+)=(\S+)$/.exec(line.trim()))
+      .map((line) => /^([A-Z][A-Z0-9_]*)=(\S+)$/.exec(line.trim()))
       .filter((m): m is RegExpExecArray => m !== null)
       .map((m) => [m[1], m[2]]),
   );
 }
 
-/** The helm binary built by test/cluster/build.sh. */
+/** Whether every control plane binary (test/cluster/build.sh's) is in {@link binDir}. */
+export function controlPlaneBinariesCached(): boolean {
+  const dir = binDir();
+  return COMPONENTS.every((component) => existsSync(path.join(dir, component)));
+}
+
+/**
+ * The helm binary: SFN_TEST_HELM, else the one built by test/cluster/build.sh, else `helm` from the
+ * PATH (with Docker, build.sh builds nothing: docs/cluster.md "With Docker").
+ */
 export function helmBin(): string {
-  return path.join(binDir(), "helm");
+  if (process.env.SFN_TEST_HELM) return process.env.SFN_TEST_HELM;
+  const built = path.join(binDir(), "helm");
+  return existsSync(built) ? built : "helm";
 }
 
 function statePath(dir: string): string {
@@ -307,6 +325,19 @@ function apiserverArgs(
   ];
 }
 
+/** kwok's arguments about the fake Node (here and in Docker: test/support/k3s-cluster.ts). */
+export const KWOK_NODE_ARGS: readonly string[] = [
+  "--manage-all-nodes=false",
+  "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+  // The fake Node's heartbeat is a Lease renewed every 10 s, as a kubelet's. Without one kwok
+  // patches the Node's status only every ~55 s, beyond the node lifecycle controller's grace
+  // period (50 s): the Node then flaps to NotReady and every pod on it with it, so that a
+  // Deployment's ready replicas drop in the middle of a test.
+  "--node-lease-duration-seconds=40",
+  "--node-ip=127.0.0.1",
+  "--cidr=10.244.0.0/16",
+];
+
 interface Ports {
   etcd: number;
   etcdPeer: number;
@@ -317,7 +348,7 @@ interface Ports {
 }
 
 /** A Node that kwok (--manage-nodes-with-annotation-selector) keeps Ready and runs pods on. */
-const fakeNode = (maxPods: number) => ({
+export const fakeNode = (maxPods: number) => ({
   apiVersion: "v1",
   kind: "Node",
   metadata: {
@@ -520,15 +551,7 @@ export async function startLocalCluster(options: StartOptions): Promise<LocalClu
       start("kwok", [
         `--kubeconfig=${kwokKubeconfig}`,
         `--config=${path.join(dir, "kwok.yaml")}`,
-        "--manage-all-nodes=false",
-        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-        // The fake Node's heartbeat is a Lease renewed every 10 s, as a kubelet's. Without one kwok
-        // patches the Node's status only every ~55 s, beyond the node lifecycle controller's grace
-        // period (50 s): the Node then flaps to NotReady and every pod on it with it, so that a
-        // Deployment's ready replicas drop in the middle of a test.
-        "--node-lease-duration-seconds=40",
-        "--node-ip=127.0.0.1",
-        "--cidr=10.244.0.0/16",
+        ...KWOK_NODE_ARGS,
         `--server-address=127.0.0.1:${ports.kwok}`,
       ]),
     ]);
@@ -779,13 +802,28 @@ function notOnExisting(what: string): Error {
 }
 
 /**
- * The cluster for a test run: KUBECONFIG's when SFN_TEST_USE_EXISTING_CLUSTER=1; else a fresh local
- * control plane in SFN_TEST_CLUSTER_DIR, or by default in `.cluster/test-run-<pid>/`, removed when
- * it stops unless the run failed. A Docker engine is not looked for: the k3s option is not
- * implemented.
+ * {@link chooseBackend} for this machine: the binaries looked for in {@link binDir}, Docker asked only
+ * when the decision depends on it.
+ */
+export async function selectClusterBackend(env: NodeJS.ProcessEnv = process.env): Promise<Choice> {
+  const input = {
+    env,
+    binariesCached: env.SFN_TEST_USE_EXISTING_CLUSTER === "1" ? false : controlPlaneBinariesCached(),
+  };
+  const dockerReachable = needsDockerProbe("cluster", input) ? await isDockerReachable() : undefined;
+  return chooseBackend({ ...input, dockerReachable });
+}
+
+/**
+ * The cluster for a test run ({@link selectClusterBackend}): KUBECONFIG's when
+ * SFN_TEST_USE_EXISTING_CLUSTER=1; else a fresh local control plane, or k3s in Docker, in
+ * SFN_TEST_CLUSTER_DIR, or by default in `.cluster/test-run-<pid>/`, removed when it stops unless
+ * the run failed.
  */
 export async function acquireTestCluster(log?: (message: string) => void): Promise<TestCluster> {
-  if (process.env.SFN_TEST_USE_EXISTING_CLUSTER === "1") {
+  const choice = await selectClusterBackend();
+  log?.(`${choice.backend} cluster: ${choice.reason}`);
+  if (choice.backend === "existing") {
     const kubeconfig = process.env.KUBECONFIG;
     if (!kubeconfig || !existsSync(kubeconfig)) {
       throw new Error("SFN_TEST_USE_EXISTING_CLUSTER=1 needs KUBECONFIG naming an existing kubeconfig file");
@@ -801,10 +839,13 @@ export async function acquireTestCluster(log?: (message: string) => void): Promi
     log?.(`using the existing cluster ${stdout} (KUBECONFIG=${kubeconfig})`);
     return new ExistingCluster(kubeconfig, stdout, await fs.mkdtemp(path.join(os.tmpdir(), "sfn-cluster-")));
   }
-  if (process.env.SFN_TEST_CLUSTER_DIR) {
-    const dir = process.env.SFN_TEST_CLUSTER_DIR;
-    return startLocalCluster(log ? { dir, log } : { dir });
-  }
+  const start = async (dir: string): Promise<LocalCluster | K3sCluster> => {
+    if (choice.backend === "local") return startLocalCluster(log ? { dir, log } : { dir });
+    // Loaded only here: testcontainers stays out of every run that does not use Docker.
+    const { startK3sCluster } = await import("./k3s-cluster.ts");
+    return startK3sCluster(log ? { dir, log } : { dir });
+  };
+  if (process.env.SFN_TEST_CLUSTER_DIR) return start(process.env.SFN_TEST_CLUSTER_DIR);
   // One folder per run (engineers share checkouts: two runs must not stop each other's cluster), and
   // the leftovers of runs that were killed outright are stopped and removed here.
   await fs.mkdir(DEV_CLUSTER_DIR, { recursive: true });
@@ -815,8 +856,7 @@ export async function acquireTestCluster(log?: (message: string) => void): Promi
       await fs.rm(path.join(DEV_CLUSTER_DIR, entry), { recursive: true, force: true });
     }
   }
-  const dir = path.join(DEV_CLUSTER_DIR, `test-run-${process.pid}`);
-  const cluster = await startLocalCluster(log ? { dir, log } : { dir });
+  const cluster = await start(path.join(DEV_CLUSTER_DIR, `test-run-${process.pid}`));
   cluster.ephemeral = true;
   return cluster;
 }

@@ -4,6 +4,10 @@
  * tests that restart Redis are skipped. Stop and start keep the port and the data directory, so
  * clients reconnect to the "same" Redis, as they would after a real restart; with `persistence`,
  * it keeps its data across them (AOF, fsynced on every write: a SIGKILL loses nothing).
+ *
+ * With SFN_TEST_USE_DOCKER=1, or when redis-server is not on the PATH and a Docker engine answers
+ * (test/support/harness-selection.ts), each server is a container of the pinned REDIS_IMAGE
+ * (test/cluster/versions.env) instead; like REDIS_URL's, it is not `restartable`.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -11,7 +15,10 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Redis } from "ioredis";
+import type { StartedTestContainer } from "testcontainers";
 import { freePort, waitForRedis } from "../../bench/redis-server.ts";
+import { pinnedVersions } from "./cluster.ts";
+import { selectRedisBackend } from "./harness-selection.ts";
 
 export { freePort };
 
@@ -31,12 +38,13 @@ export async function serverRunId(client: Pick<Redis, "info">): Promise<string> 
 
 export class RedisServer {
   readonly url: string;
-  /** False when REDIS_URL names a server the harness does not control. */
+  /** False when REDIS_URL names a server the harness does not control, or for a container. */
   readonly restartable: boolean;
   readonly #port: number;
   readonly #dir: string;
   readonly #options: RedisServerOptions;
   #process: ChildProcess | undefined;
+  #container: StartedTestContainer | undefined;
   #log = "";
 
   private constructor(url: string, port: number, restartable: boolean, options: RedisServerOptions) {
@@ -48,10 +56,29 @@ export class RedisServer {
   }
 
   static async start(options: RedisServerOptions = {}): Promise<RedisServer> {
-    if (process.env.REDIS_URL) return new RedisServer(process.env.REDIS_URL, 0, false, options);
+    const { backend } = await selectRedisBackend();
+    if (backend === "existing" && process.env.REDIS_URL) {
+      return new RedisServer(process.env.REDIS_URL, 0, false, options);
+    }
+    if (backend === "docker") return RedisServer.startContainer(options);
     const port = await freePort();
     const server = new RedisServer(`redis://127.0.0.1:${port}`, port, true, options);
     await server.startProcess();
+    return server;
+  }
+
+  /** A container of the pinned image, with the same arguments as {@link startProcess}'s first start. */
+  private static async startContainer(options: RedisServerOptions): Promise<RedisServer> {
+    const image = pinnedVersions().REDIS_IMAGE;
+    if (!image) throw new Error("test/cluster/versions.env names no REDIS_IMAGE");
+    const { RedisContainer } = await import("@testcontainers/redis");
+    const args = ["--save", ""];
+    if (options.persistence) args.push("--appendonly", "yes", "--appendfsync", "always");
+    else args.push("--appendonly", "no");
+    args.push(...(options.args ?? []));
+    const container = await new RedisContainer(image).withCommand(["redis-server", ...args]).start();
+    const server = new RedisServer(container.getConnectionUrl(), 0, false, options);
+    server.#container = container;
     return server;
   }
 
@@ -63,6 +90,8 @@ export class RedisServer {
    * survives a SIGKILL, and the next persistent start loads it.
    */
   async startProcess(options: { persistent?: boolean } = {}): Promise<void> {
+    if (!this.restartable)
+      throw new Error(`${this.url} is not the harness's redis-server: check restartable`);
     const persistent = options.persistent ?? this.#options.persistence ?? false;
     const args = ["--port", String(this.#port), "--bind", "127.0.0.1", "--save", ""];
     if (persistent) args.push("--appendonly", "yes", "--appendfsync", "always");
@@ -121,6 +150,8 @@ export class RedisServer {
   }
 
   async stop(): Promise<void> {
+    await this.#container?.stop();
+    this.#container = undefined;
     await this.stopProcess("SIGTERM");
     fs.rmSync(this.#dir, { recursive: true, force: true });
   }
