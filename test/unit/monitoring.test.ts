@@ -291,11 +291,14 @@ interface Variable {
   datasource?: { type?: string; uid?: string };
 }
 
-/** $PROMTOOL, else promtool on the PATH, else the one `go install` put in the test binaries' cache. */
+/** $PROMTOOL, else the one test/install-promtool.sh built (test setup runs it), else the PATH's. */
 function promtool(): string | undefined {
+  const version = /^PROMTOOL_VERSION=v?(\S+)$/m.exec(
+    readFileSync(path.join(REPO, "test/cluster/versions.env"), "utf8"),
+  )?.[1];
   const candidates = process.env.PROMTOOL
     ? [process.env.PROMTOOL]
-    : ["promtool", path.join(homedir(), ".cache/sfn-operator/bin/promtool")];
+    : [path.join(homedir(), `.cache/sfn-operator/bin/promtool-${version}/promtool`), "promtool"];
   return candidates.find((candidate) => spawnSync(candidate, ["--version"]).status === 0);
 }
 
@@ -361,6 +364,15 @@ describe("monitoring: the chart's alerts and dashboard", () => {
       }
     });
 
+    it("documents every alert, with its severity, in the README's table", () => {
+      const readme = readFileSync(path.join(REPO, "README.md"), "utf8");
+      for (const rule of (alerts.groups ?? []).flatMap((group) => group.rules ?? [])) {
+        if (rule.alert === undefined) continue;
+        const severity = (rule.labels as Record<string, string> | undefined)?.severity;
+        expect(readme, rule.alert).to.contain(`| \`${rule.alert}\` | ${severity} |`);
+      }
+    });
+
     it("covers what the chart promises: pollers not ready, tasks failing, the semaphore, leases, the leader, reconciles, informers, the work queue", () => {
       const names = rules.map((rule) => rule.alert);
       for (const name of [
@@ -409,8 +421,8 @@ describe("monitoring: the chart's alerts and dashboard", () => {
       const bin = promtool();
       if (!bin) {
         console.log(
-          "      promtool not found (PROMTOOL, PATH, ~/.cache/sfn-operator/bin): skipped. Build it (about 7 minutes):\n" +
-            "      GOBIN=$HOME/.cache/sfn-operator/bin go install github.com/prometheus/prometheus/cmd/promtool@v0.316.0",
+          "      promtool not found (PROMTOOL, ~/.cache/sfn-operator/bin/promtool-<version>, PATH): skipped. " +
+            "Build it with `bash test/install-promtool.sh` (about 7 minutes; `npm test` runs it in its set-up)",
         );
         this.skip();
         return;
