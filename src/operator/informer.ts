@@ -155,6 +155,9 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.#options = options;
     this.#watch = new Watch(options.kubeConfig);
     this.#log = options.log ?? getLogger("informer", { informer: options.name });
+    // 0 until the first list is in the cache, so an informer that never syncs shows (and alerts) as 0
+    // rather than as a missing series.
+    options.metrics?.informerSynced.set({ informer: options.name }, 0);
     this.#random = options.random ?? Math.random;
     this.#relistIntervalMs = options.relistIntervalMs ?? 5 * 60_000;
     this.#listTimeoutMs = options.listTimeoutMs ?? 60_000;

@@ -1,9 +1,12 @@
 /**
- * How the informer describes a failed list or watch in its logs (src/operator/informer.ts).
+ * How the informer describes a failed list or watch in its logs, and its synced metric
+ * (src/operator/informer.ts).
  */
-import { ApiException } from "@kubernetes/client-node";
+import { ApiException, KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
 import { expect } from "chai";
-import { describeApiError } from "../../src/operator/informer.ts";
+import { Registry } from "prom-client";
+import { ControllerMetrics } from "../../src/operator/controller-metrics.ts";
+import { describeApiError, ResilientInformer } from "../../src/operator/informer.ts";
 
 describe("describeApiError", () => {
   const status = {
@@ -39,6 +42,28 @@ describe("describeApiError", () => {
     });
     expect(describeApiError(network)).to.equal(
       "TypeError: fetch failed: connect ECONNREFUSED 127.0.0.1:6443",
+    );
+  });
+});
+
+describe("ResilientInformer metrics", () => {
+  it("reports an informer as not synced (0) from its creation, before any list", async () => {
+    const registry = new Registry();
+    const metrics = new ControllerMetrics(registry);
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromClusterAndUser(
+      { name: "none", server: "https://127.0.0.1:1", skipTLSVerify: false },
+      { name: "none" },
+    );
+    new ResilientInformer<KubernetesObject>({
+      name: "deployments",
+      kubeConfig,
+      watchPath: "/apis/apps/v1/deployments",
+      list: () => Promise.reject(new Error("never called: the informer is not started")),
+      metrics,
+    });
+    expect(await registry.getSingleMetricAsString("sfn_operator_informer_synced")).to.contain(
+      'sfn_operator_informer_synced{informer="deployments"} 0',
     );
   });
 });
