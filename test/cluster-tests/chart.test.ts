@@ -671,6 +671,16 @@ describe("the Helm chart (charts/sfn-operator)", () => {
         },
       ]);
       expect(containerEnv(operatorContainer(ha)).SFN_LEADER_ELECT).to.equal("true");
+      expect(deployment.spec?.strategy).to.deep.equal({
+        type: "RollingUpdate",
+        rollingUpdate: { maxSurge: 1, maxUnavailable: 0 },
+      });
+    });
+
+    it("never runs two operators at once without leader election", async () => {
+      const objects = await render(REDIS, { leaderElection: { enabled: false } });
+      expect(operatorDeployment(objects).spec?.strategy).to.deep.equal({ type: "Recreate" });
+      expect(containerEnv(operatorContainer(objects)).SFN_LEADER_ELECT).to.equal("false");
     });
 
     it("sets every operator setting from the values, and the operator accepts them", async () => {
