@@ -248,7 +248,6 @@ describe("the Helm chart (charts/sfn-operator)", () => {
         objects.map((object) => `${object.kind}/${object.metadata.namespace ?? ""}/${object.metadata.name}`),
       ).to.have.members([
         "PodDisruptionBudget/sfn-system/sfn-operator",
-        "ServiceAccount/sfn-system/sfn-poller",
         "ServiceAccount/sfn-system/sfn-operator",
         "ClusterRole//sfn-operator",
         "ClusterRoleBinding//sfn-operator",
@@ -293,9 +292,10 @@ describe("the Helm chart (charts/sfn-operator)", () => {
       );
       expect(result.code, result.stderr).to.equal(0);
       const notes = result.stdout.slice(result.stdout.indexOf("NOTES:"));
-      expect(notes).to.contain("kubectl apply -f examples/");
-      expect(notes).to.contain("kubectl get sfs");
-      expect(notes).to.contain("kubectl wait --for=condition=Ready sfs/sum");
+      expect(notes).to.contain("kubectl create namespace demo");
+      expect(notes).to.contain("kubectl apply -n demo -f examples/");
+      expect(notes).to.contain("kubectl get sfs -n demo");
+      expect(notes).to.contain("kubectl wait -n demo --for=condition=Ready sfs/sum");
       expect(notes).to.contain("kubectl apply --server-side -f");
     });
   });
@@ -389,9 +389,17 @@ describe("the Helm chart (charts/sfn-operator)", () => {
         /redis.tls.enabled is true but redis.url "redis:\/\/redis.redis.svc:6379" is not a rediss:\/\//,
       ],
       [
-        "a CA without TLS",
+        "a CA for a redis:// URL",
         { redis: { tls: { caSecret: { name: "redis-ca" } } } },
-        /redis.tls.caSecret.name is set but redis.tls.enabled is false/,
+        /redis.tls.caSecret.name is set but redis.url "redis:\/\/redis.redis.svc:6379" is not a rediss:\/\//,
+      ],
+      [
+        "a Redis CA and another NODE_EXTRA_CA_CERTS",
+        {
+          redis: { url: "rediss://redis:6379", tls: { enabled: true, caSecret: { name: "redis-ca" } } },
+          extraEnv: [{ name: "NODE_EXTRA_CA_CERTS", value: "/etc/proxy-ca.pem" }],
+        },
+        /extraEnv sets NODE_EXTRA_CA_CERTS and redis.tls.caSecret.name sets it too/,
       ],
       [
         "Sentinel without sentinels",
@@ -471,8 +479,16 @@ describe("the Helm chart (charts/sfn-operator)", () => {
       // The namespaces the ci/ files watch: fixed names, so created if missing and left in place.
       const watched = new Set<string>();
       for (const file of CI_FILES) {
-        const values = YAML.parse(readFileSync(ciFile(file), "utf8")) as { watchNamespaces?: string[] };
-        for (const namespace of values.watchNamespaces ?? []) watched.add(namespace);
+        const values = YAML.parse(readFileSync(ciFile(file), "utf8")) as {
+          watchNamespaces?: string[];
+          pollers?: { serviceAccount?: { namespaces?: string[] } };
+        };
+        for (const namespace of [
+          ...(values.watchNamespaces ?? []),
+          ...(values.pollers?.serviceAccount?.namespaces ?? []),
+        ]) {
+          watched.add(namespace);
+        }
       }
       await apply(
         cluster,
@@ -561,6 +577,42 @@ describe("the Helm chart (charts/sfn-operator)", () => {
         expect(binding.subjects).to.deep.equal([
           { kind: "ServiceAccount", name: "sfn-controller", namespace: NAMESPACE },
         ]);
+      }
+    });
+
+    it("names the pollers' ServiceAccount only where it exists: a pod cannot start without it", async () => {
+      const accountsOf = (objects: readonly K8sObject[]) =>
+        objects
+          .filter((object) => object.kind === "ServiceAccount" && object.metadata.name !== RELEASE)
+          .map((object) => `${object.metadata.namespace}/${object.metadata.name}`);
+      const cases: Array<[values: object, accounts: string[], env: string | undefined]> = [
+        // Every namespace watched: the chart cannot create it everywhere, so pollers use `default`.
+        [{}, [], undefined],
+        [
+          { pollers: { serviceAccount: { namespaces: ["demo", "team-c"] } } },
+          ["demo/sfn-poller", "team-c/sfn-poller"],
+          "sfn-poller",
+        ],
+        [
+          { watchNamespaces: ["team-a"], pollers: { serviceAccount: { namespaces: ["team-a", "demo"] } } },
+          ["team-a/sfn-poller", "demo/sfn-poller"],
+          "sfn-poller",
+        ],
+        // The user's own, in every namespace; or each namespace's default.
+        [{ pollers: { serviceAccount: { create: false, name: "pollers" } } }, [], "pollers"],
+        [
+          { watchNamespaces: ["team-a"], pollers: { serviceAccount: { create: false, name: "" } } },
+          [],
+          undefined,
+        ],
+      ];
+      for (const [values, accounts, env] of cases) {
+        const objects = await render(REDIS, values);
+        expect(accountsOf(objects), JSON.stringify(values)).to.deep.equal(accounts);
+        expect(
+          containerEnv(operatorContainer(objects)).SFN_POLLER_SERVICE_ACCOUNT,
+          JSON.stringify(values),
+        ).to.equal(env);
       }
     });
 
@@ -706,7 +758,7 @@ describe("the Helm chart (charts/sfn-operator)", () => {
         serviceAccountName: "pollers",
         region: "eu-west-1",
         awsEndpointUrl: "https://vpce-0123.states.eu-west-1.vpce.amazonaws.com",
-        redisUrl: "redis://redis.redis.svc:6379/2",
+        redisUrl: "rediss://redis.redis.svc:6380/2",
         logLevel: "warn",
       });
       expect(settings?.poller.resources).to.deep.equal({
@@ -714,6 +766,8 @@ describe("the Helm chart (charts/sfn-operator)", () => {
         limits: { memory: "512Mi" },
       });
       expect(settings?.poller.redisPasswordSecret).to.deep.equal({ name: "team-redis", key: "pw" });
+      // The key defaults to redis.tls.caSecret's.
+      expect(settings?.poller.redisCaSecret).to.deep.equal({ name: "team-redis-ca", key: "ca.pem" });
       expect(settings?.poller.redisEnv).to.deep.equal({ SFN_REDIS_LEASE_TTL: "30s" });
       expect(env).to.include({
         AWS_REGION: "eu-west-1",
@@ -721,7 +775,8 @@ describe("the Helm chart (charts/sfn-operator)", () => {
         SFN_LOG_LEVEL: "debug",
         SFN_LOG_FORMAT: "text",
         SFN_REDIS_PASSWORD: "s3cret",
-        NODE_EXTRA_CA_CERTS: "/etc/ssl/certs/ca-certificates.crt",
+        NODE_EXTRA_CA_CERTS: "/etc/sfn-operator/redis-ca/ca.pem",
+        NODE_OPTIONS: "--max-old-space-size=300",
       });
       const container = operatorContainer(objects);
       expect(container.image).to.equal("registry.example.com/platform/sfn-operator:0.1.0-rc.1");
@@ -736,6 +791,8 @@ describe("the Helm chart (charts/sfn-operator)", () => {
       const { env, settings, problems } = parsedSettings(await render(REDIS));
       expect(problems).to.deep.equal([]);
       const optional = [
+        "SFN_POLLER_SERVICE_ACCOUNT",
+        "SFN_POLLER_REDIS_CA_SECRET",
         "SFN_WATCH_NAMESPACES",
         "SFN_REGION",
         "SFN_POLLER_AWS_ENDPOINT_URL",
@@ -746,7 +803,6 @@ describe("the Helm chart (charts/sfn-operator)", () => {
         SFN_POLLER_IMAGE: `ghcr.io/sfn-operator/sfn-operator:${PACKAGE_VERSION}`,
         SFN_REDIS_URL: REDIS.redis.url,
         SFN_NAMESPACE: NAMESPACE,
-        SFN_POLLER_SERVICE_ACCOUNT: "sfn-poller",
       };
       for (const setting of OPERATOR_SETTINGS) {
         expect(env[setting.env] !== undefined, setting.env).to.equal(!optional.includes(setting.env));
@@ -758,7 +814,8 @@ describe("the Helm chart (charts/sfn-operator)", () => {
           OPERATOR_SETTINGS.find((setting) => setting.env === "SFN_POLLER_RESOURCES")?.default ?? "",
         ),
       );
-      expect(settings?.poller.serviceAccountName).to.equal("sfn-poller");
+      // Every namespace watched: no ServiceAccount the chart could create everywhere (see RBAC).
+      expect(settings?.poller.serviceAccountName).to.equal(undefined);
       expect(settings?.leaderElection.leaseName).to.equal(RELEASE);
     });
   });
@@ -776,7 +833,7 @@ describe("the Helm chart (charts/sfn-operator)", () => {
         SFN_REDIS_LEASE_TTL: "20s",
         SFN_POLLER_REDIS_PASSWORD_SECRET: "redis-auth:password",
         SFN_POLLER_REDIS_CA_SECRET: "redis-ca:ca.crt",
-        SFN_REDIS_CA_FILE: "/etc/sfn-operator/redis-ca/ca.crt",
+        NODE_EXTRA_CA_CERTS: "/etc/sfn-operator/redis-ca/ca.crt",
       });
       const pod = operatorDeployment(objects).spec?.template.spec;
       expect(pod?.volumes).to.deep.include({

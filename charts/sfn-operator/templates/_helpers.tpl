@@ -53,12 +53,27 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
-{{/* The namespaces the pollers' ServiceAccount is created in: the watched ones, else the release's. */}}
+{{/* The namespaces the pollers' ServiceAccount is created in (JSON): the watched ones and the listed ones. */}}
 {{- define "sfn-operator.pollerNamespaces" -}}
-{{- if .Values.watchNamespaces }}
-{{- toJson .Values.watchNamespaces }}
+{{- if .Values.pollers.serviceAccount.create }}
+{{- toJson (concat .Values.watchNamespaces .Values.pollers.serviceAccount.namespaces | uniq) }}
 {{- else }}
-{{- toJson (list .Release.Namespace) }}
+{{- toJson list }}
+{{- end }}
+{{- end }}
+
+{{/*
+The pollers' default ServiceAccount (SFN_POLLER_SERVICE_ACCOUNT), or nothing: the one the chart creates
+when it creates it somewhere (with every namespace watched, only where listed), or the one the user
+names and creates (create false).
+*/}}
+{{- define "sfn-operator.pollerServiceAccount" -}}
+{{- if .Values.pollers.serviceAccount.create }}
+{{- if include "sfn-operator.pollerNamespaces" . | fromJsonArray }}
+{{- .Values.pollers.serviceAccount.name }}
+{{- end }}
+{{- else }}
+{{- .Values.pollers.serviceAccount.name }}
 {{- end }}
 {{- end }}
 
@@ -137,8 +152,15 @@ The checks between values. Included by the Deployment, so that every render runs
 {{- fail (printf "redis.tls.enabled is true but redis.url %q is not a rediss:// or rediss+cluster:// URL: use rediss:// for TLS" $v.redis.url) }}
 {{- end }}
 {{- end }}
-{{- if and $v.redis.tls.caSecret.name (not $v.redis.tls.enabled) }}
-{{- fail "redis.tls.caSecret.name is set but redis.tls.enabled is false: the CA is for TLS; set redis.tls.enabled=true with a rediss:// redis.url" }}
+{{- if and $v.redis.tls.caSecret.name $v.redis.url (not (regexMatch "^rediss(\\+cluster)?://" $v.redis.url)) }}
+{{- fail (printf "redis.tls.caSecret.name is set but redis.url %q is not a rediss:// or rediss+cluster:// URL: the CA is for TLS" $v.redis.url) }}
+{{- end }}
+{{- if $v.redis.tls.caSecret.name }}
+{{- range $v.extraEnv }}
+{{- if eq .name "NODE_EXTRA_CA_CERTS" }}
+{{- fail "extraEnv sets NODE_EXTRA_CA_CERTS and redis.tls.caSecret.name sets it too (to the Redis CA): Node reads one extra CA file; put both CAs into one PEM in the Secret of redis.tls.caSecret" }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if $v.redis.enabled }}
 {{- if $v.redis.url }}
