@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { expect } from "chai";
 import { parse } from "yaml";
 import { z } from "zod";
+import { CHART_CRD_FILE } from "../../scripts/chart-files.ts";
 import {
   CRD_COMMAND,
   CRD_FILE,
@@ -69,6 +70,13 @@ describe("the StepFunctionSource CRD file", () => {
           `and commit the result.\n  committed: ${have[line]}\n  generated: ${want[line]}`,
       );
     }
+  });
+
+  it(`is copied byte for byte into the Helm chart's crds/ folder (else run \`${CRD_COMMAND}\`)`, () => {
+    const copy = readFileSync(new URL(`../../${CHART_CRD_FILE}`, import.meta.url), "utf8");
+    expect(copy === committed, `${CHART_CRD_FILE} differs from ${CRD_FILE}: run \`${CRD_COMMAND}\``).to.equal(
+      true,
+    );
   });
 
   it("reads back as the CRD object in YAML 1.1, as kubectl reads it, after a header naming the command", () => {
