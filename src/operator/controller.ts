@@ -112,6 +112,8 @@ export function runWorkers(options: RunWorkersOptions): Workers {
       metrics?.activeWorkers.dec({ controller: name });
     }
     const seconds = (performance.now() - started) / 1000;
+    // Every reconcile, for `SFN_LOG_LEVEL=debug` (what controller-runtime logs at its verbose level).
+    log.debug("reconciled", { namespace, name: objectName, result, durationMs: Math.round(seconds * 1000) });
     metrics?.reconciles.inc({ controller: name, result });
     metrics?.reconcileDuration.observe({ controller: name, result }, seconds);
   };

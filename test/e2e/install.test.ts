@@ -351,7 +351,8 @@ describe("e2e: helm install, kubectl apply -f examples/, tasks processed, helm u
       "PollersAvailable",
       "SemaphoreHealthy",
     ]) {
-      expect(described, condition).to.match(new RegExp(`${condition}\\s+True`));
+      // kubectl prints each condition's fields in order: ... Status, then Type.
+      expect(described, condition).to.match(new RegExp(`Status:\\s+True\\s+Type:\\s+${condition}\\b`));
     }
     expect(described).to.contain("Events:");
     expect(described).to.match(/ActivityResolved|Ready/);

@@ -14,8 +14,8 @@ interface LogRecord {
   [field: string]: unknown;
 }
 
-/** A logger whose records (info level and above) land in `records`. */
-function capturingLogger(): { log: winston.Logger; records: LogRecord[] } {
+/** A logger whose records (`level` and above, info by default) land in `records`. */
+function capturingLogger(level = "info"): { log: winston.Logger; records: LogRecord[] } {
   const records: LogRecord[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _encoding, callback) {
@@ -24,7 +24,7 @@ function capturingLogger(): { log: winston.Logger; records: LogRecord[] } {
     },
   });
   const log = winston.createLogger({
-    level: "info",
+    level,
     format: winston.format.json(),
     transports: [new winston.transports.Stream({ stream })],
   });
@@ -40,7 +40,7 @@ function gate(): { promise: Promise<void>; open: () => void } {
   return { promise, open };
 }
 
-function setup(reconcile: Reconcile, workers = 2) {
+function setup(reconcile: Reconcile, workers = 2, level = "info") {
   const registry = new Registry();
   const metrics = new ControllerMetrics(registry);
   // Small delays: these tests wait for retries on the real clock.
@@ -49,7 +49,7 @@ function setup(reconcile: Reconcile, workers = 2) {
     metrics,
     rateLimiter: defaultControllerRateLimiter({ baseDelayMs: 1, maxDelayMs: 20 }),
   });
-  const { log, records } = capturingLogger();
+  const { log, records } = capturingLogger(level);
   const running = runWorkers({ queue, workers, reconcile, metrics, log });
   const results = async (): Promise<Record<string, number>> => {
     const metric = await registry.getSingleMetric("sfn_operator_reconcile_total")?.get();
@@ -97,6 +97,27 @@ describe("controller workers", () => {
     await until(() => calls === 2 && queue.processingCount() === 0, 5_000, "the retry after the conflict");
     expect(records.filter((r) => r.level === "error" || r.level === "warn")).to.deep.equal([]);
     expect(await results()).to.deep.equal({ requeue: 1, success: 1 });
+    await running.stop();
+  });
+
+  it("logs every reconcile at debug level with its key, result and duration", async () => {
+    let calls = 0;
+    const { queue, running, records } = setup(
+      async () => {
+        calls += 1;
+        if (calls === 1) throw conflict();
+      },
+      2,
+      "debug",
+    );
+    queue.add("team-a/sum");
+    await until(() => calls === 2 && queue.processingCount() === 0, 5_000, "two reconciles");
+    const reconciled = records.filter((r) => r.message === "reconciled");
+    expect(reconciled.map((r) => [r.level, r.namespace, r.name, r.result])).to.deep.equal([
+      ["debug", "team-a", "sum", "requeue"],
+      ["debug", "team-a", "sum", "success"],
+    ]);
+    for (const record of reconciled) expect(record.durationMs).to.be.a("number");
     await running.stop();
   });
 
