@@ -236,7 +236,8 @@ describe("the Helm chart (charts/sfn-operator)", () => {
         "default-values.yaml",
         "watch-namespaces-values.yaml",
         "ha-2-replicas-values.yaml",
-        "redis-tls-sentinel-values.yaml",
+        "redis-tls-values.yaml",
+        "redis-sentinel-values.yaml",
         "monitoring-all-values.yaml",
         "bundled-redis-values.yaml",
       ]);
@@ -405,6 +406,22 @@ describe("the Helm chart (charts/sfn-operator)", () => {
         "Sentinel without sentinels",
         { redis: { sentinel: { enabled: true } } },
         /redis.sentinel.enabled is true but redis.sentinel.sentinels is empty/,
+      ],
+      [
+        "Sentinel with TLS (a rediss:// URL)",
+        { redis: { url: "rediss://mymaster:6379", sentinel: { enabled: true, sentinels: ["s:26379"] } } },
+        /redis.sentinel.enabled cannot be used with TLS/,
+      ],
+      [
+        "Sentinel with redis.tls.enabled",
+        {
+          redis: {
+            url: "redis://mymaster:6379",
+            tls: { enabled: true },
+            sentinel: { enabled: true, sentinels: ["s:26379"] },
+          },
+        },
+        /redis.tls.enabled is true but redis.url .* is not a rediss:/,
       ],
       [
         "Sentinel with Redis Cluster",
@@ -821,15 +838,12 @@ describe("the Helm chart (charts/sfn-operator)", () => {
   });
 
   describe("Redis", () => {
-    it("passes TLS with a CA from a Secret, Sentinel, a password and the lease TTL to the operator", async () => {
-      const objects = await template(["-f", ciFile("redis-tls-sentinel-values.yaml")]);
+    it("passes TLS with a CA from a Secret, a password and the lease TTL to the operator", async () => {
+      const objects = await template(["-f", ciFile("redis-tls-values.yaml")]);
       const { env, problems } = parsedSettings(objects);
       expect(problems).to.deep.equal([]);
       expect(env).to.include({
-        SFN_REDIS_URL: "rediss://mymaster:6379",
-        SFN_REDIS_SENTINELS:
-          "redis-sentinel-0.redis-sentinel.redis.svc:26379,redis-sentinel-1.redis-sentinel.redis.svc:26379,redis-sentinel-2.redis-sentinel.redis.svc:26379",
-        SFN_REDIS_SENTINEL_MASTER: "semaphores",
+        SFN_REDIS_URL: "rediss://redis.redis.svc:6380",
         SFN_REDIS_LEASE_TTL: "20s",
         SFN_POLLER_REDIS_PASSWORD_SECRET: "redis-auth:password",
         SFN_POLLER_REDIS_CA_SECRET: "redis-ca:ca.crt",
@@ -844,6 +858,20 @@ describe("the Helm chart (charts/sfn-operator)", () => {
         name: "redis-ca",
         mountPath: "/etc/sfn-operator/redis-ca",
         readOnly: true,
+      });
+    });
+
+    it("passes Sentinel, a password and the lease TTL to the operator", async () => {
+      const objects = await template(["-f", ciFile("redis-sentinel-values.yaml")]);
+      const { env, problems } = parsedSettings(objects);
+      expect(problems).to.deep.equal([]);
+      expect(env).to.include({
+        SFN_REDIS_URL: "redis://mymaster:6379",
+        SFN_REDIS_SENTINELS:
+          "redis-sentinel-0.redis-sentinel.redis.svc:26379,redis-sentinel-1.redis-sentinel.redis.svc:26379,redis-sentinel-2.redis-sentinel.redis.svc:26379",
+        SFN_REDIS_SENTINEL_MASTER: "semaphores",
+        SFN_REDIS_LEASE_TTL: "20s",
+        SFN_POLLER_REDIS_PASSWORD_SECRET: "redis-auth:password",
       });
     });
 

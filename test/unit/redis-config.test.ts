@@ -2,7 +2,11 @@ import { expect } from "chai";
 import { ConfigError } from "../../src/api/fields.ts";
 import { PollerMetrics } from "../../src/observability/metrics.ts";
 import { createSemaphoreFactory } from "../../src/semaphore/factory.ts";
-import { redactRedisUrl, redisOptionsFromEnv } from "../../src/semaphore/redis/connection.ts";
+import {
+  redactRedisUrl,
+  redisOptionsFromEnv,
+  sentinelOptions,
+} from "../../src/semaphore/redis/connection.ts";
 import { semaphoreKeys } from "../../src/semaphore/redis/keys.ts";
 import { COMMAND_TIMEOUT_MS, MIN_LEASE_TTL_MS } from "../../src/semaphore/redis/limits.ts";
 import { RedisSemaphore } from "../../src/semaphore/redis/redis-semaphore.ts";
@@ -29,6 +33,34 @@ describe("Redis connection settings", () => {
     expect(() => redisOptionsFromEnv("redis://x", { SFN_REDIS_SENTINELS: "sentinel-1" })).to.throw(
       /host:port/,
     );
+  });
+
+  it("refuses a rediss:// URL with Sentinels rather than connect in plain text", () => {
+    expect(() =>
+      redisOptionsFromEnv("rediss://x:6380", { SFN_REDIS_SENTINELS: "sentinel-1:26379" }),
+    ).to.throw(
+      /SFN_REDIS_SENTINELS: cannot be used with a rediss:\/\/ URL .*TLS through Sentinel is not supported/,
+    );
+  });
+
+  it("keeps the URL's database and ACL user with Sentinels (ioredis gets no URL then)", () => {
+    const options = redisOptionsFromEnv("redis://semaphores@ignored:6379/3", {
+      SFN_REDIS_PASSWORD: "s3cret",
+      SFN_REDIS_SENTINELS: "sentinel-1:26379",
+    });
+    expect(sentinelOptions(options)).to.deep.equal({
+      sentinels: [{ host: "sentinel-1", port: 26379 }],
+      name: "mymaster",
+      db: 3,
+      username: "semaphores",
+      password: "s3cret",
+    });
+    expect(
+      sentinelOptions(redisOptionsFromEnv("redis://ignored:6379", { SFN_REDIS_SENTINELS: "s:1" })),
+    ).to.deep.equal({
+      sentinels: [{ host: "s", port: 1 }],
+      name: "mymaster",
+    });
   });
 
   it("never logs a password", () => {

@@ -174,6 +174,9 @@ The checks between values. Included by the Deployment, so that every render runs
 {{- if not $v.redis.sentinel.sentinels }}
 {{- fail "redis.sentinel.enabled is true but redis.sentinel.sentinels is empty: list the sentinels as host:port, such as [redis-sentinel.redis.svc:26379]" }}
 {{- end }}
+{{- if or $v.redis.tls.enabled (regexMatch "^rediss" (default "" $v.redis.url)) }}
+{{- fail "redis.sentinel.enabled cannot be used with TLS (redis.tls.enabled or a rediss:// redis.url): TLS through Sentinel is not supported; use a redis:// URL with Sentinel, or TLS without Sentinel" }}
+{{- end }}
 {{- if or $v.redis.cluster (regexMatch "^rediss?\\+cluster://" (default "" $v.redis.url)) }}
 {{- fail "redis.sentinel.enabled cannot be used with Redis Cluster (redis.cluster or a +cluster redis.url): Sentinel serves a non-clustered Redis; choose one" }}
 {{- end }}

@@ -108,7 +108,7 @@ export class RedisConnection {
       retryStrategy: retryDelay,
       ...(options.password ? { password: options.password } : {}),
       ...(options.connectionName ? { connectionName: options.connectionName } : {}),
-      ...(options.sentinels ? { sentinels: options.sentinels, name: options.sentinelMaster } : {}),
+      ...(options.sentinels ? sentinelOptions(options) : {}),
     };
     if (this.cluster) {
       this.client = new Cluster(...clusterArguments(options, false));
@@ -349,6 +349,24 @@ export class RedisConnection {
       this.#confirming.delete(node);
     }
   }
+}
+
+/**
+ * With Sentinels the master's address comes from them, so ioredis is given no URL: what else the URL
+ * says (database, ACL user, password) is passed as options, or it would be silently dropped.
+ */
+export function sentinelOptions(options: RedisConnectionOptions): RedisOptions {
+  const url = new URL(options.url);
+  const db = Number(url.pathname.replace(/^\//, "") || "0");
+  const username = decodeURIComponent(url.username);
+  const password = options.password ?? decodeURIComponent(url.password);
+  return {
+    sentinels: options.sentinels ?? [],
+    name: options.sentinelMaster ?? "mymaster",
+    ...(Number.isInteger(db) && db > 0 ? { db } : {}),
+    ...(username ? { username } : {}),
+    ...(password ? { password } : {}),
+  };
 }
 
 /**

@@ -105,6 +105,15 @@ export function redisSettingsFromEnv(
         `cannot be used with Redis Cluster (chosen by ${clusterChosenBy}): Sentinel serves a non-clustered Redis; unset one of them`,
       );
     }
+    if (new URL(url).protocol === "rediss:") {
+      // ioredis would connect to the Sentinels and the master in plain text despite the URL's scheme
+      // (TLS through Sentinel needs options of its own that nothing here sets or tests): refuse it
+      // rather than send the password and the semaphore in clear.
+      problem(
+        "SFN_REDIS_SENTINELS",
+        `cannot be used with a rediss:// URL in ${urlSetting}: TLS through Sentinel is not supported; use a redis:// URL with Sentinel, or rediss:// without it`,
+      );
+    }
     settings.sentinels = sentinels;
     settings.sentinelMaster = read(env, "SFN_REDIS_SENTINEL_MASTER") ?? "mymaster";
   }
