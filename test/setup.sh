@@ -2,6 +2,7 @@
 # Installs what the test suites need beyond npm packages, idempotently (fast when all is there):
 #   redis-server, openssl      Debian packages (apt-get; needs root)
 #   moto's server              a Python venv outside the repo (test/compat/install-moto.sh)
+#   hadolint                   a Python venv outside the repo (test/lint/install-hadolint.sh)
 #   the test control plane     kube-apiserver & co., etcd, kwok, helm built from the Go module proxy
 #                              into ~/.cache/sfn-operator (test/cluster/build.sh; cold 10-15 min)
 # `npm test` runs it first; .ci/run through `npm test`.
@@ -24,4 +25,5 @@ fi
 command -v kubectl >/dev/null 2>&1 || echo "test setup: warning: kubectl is not on the PATH; the cluster tests need it" >&2
 
 bash test/compat/install-moto.sh
+bash test/lint/install-hadolint.sh
 bash test/cluster/build.sh
