@@ -5,6 +5,7 @@
 #   moto's server              a Python venv outside the repo (test/compat/install-moto.sh)
 #   promtool                   built from the Go module proxy (test/install-promtool.sh), to check
 #                              the chart's alert rules
+#   hadolint                   a Python venv outside the repo (test/lint/install-hadolint.sh)
 #   the test control plane     kube-apiserver & co., etcd, kwok, helm built from the Go module proxy
 #                              into ~/.cache/sfn-operator (test/cluster/build.sh; cold 10-15 min),
 #                              unless the cluster tests use k3s in Docker (build.sh --unless-docker)
@@ -35,5 +36,6 @@ fi
 command -v kubectl >/dev/null 2>&1 || echo "test setup: warning: kubectl is not on the PATH; the cluster tests need it" >&2
 
 bash test/compat/install-moto.sh
+bash test/lint/install-hadolint.sh
 bash test/install-promtool.sh >/dev/null
 bash test/cluster/build.sh --unless-docker
