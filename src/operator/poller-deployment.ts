@@ -70,9 +70,9 @@ export const SOURCE_ANNOTATION = "sfn-operator.dev/source";
 /** Annotation on the Deployment with a hash of the rest of the desired Deployment (see the top). */
 export const APPLIED_HASH_ANNOTATION = "sfn-operator.dev/applied-hash";
 /**
- * The user poller containers run as: `node` (1000:1000) of the image. The image says `USER node`, a
- * name, and the kubelet refuses to start a container with runAsNonRoot whose user is not numeric
- * ("cannot verify user is non-root"), so the pod names the number.
+ * The user poller containers run as: 1000:1000, the image's `USER 1000:1000` (see the Dockerfile).
+ * The pod names the number too, so that runAsNonRoot holds with another image (`spec.image`) whose
+ * user is a name: the kubelet refuses to start such a container ("cannot verify user is non-root").
  */
 export const POLLER_UID = 1000;
 
