@@ -16,6 +16,8 @@ export const CHART_RBAC_FILE = `${CHART_DIR}/files/operator-rbac.json`;
 /** A rule as the chart reads it: the Role's fields, and why (rendered as a YAML comment). */
 interface ChartRule {
   why: string;
+  /** Granted only with the chart's `rbac.<optIn>` value true. */
+  optIn?: string;
   apiGroups: string[];
   resources: string[];
   verbs: string[];
@@ -24,6 +26,7 @@ interface ChartRule {
 function chartRules(where: OperatorRule["where"]): ChartRule[] {
   return OPERATOR_RULES.filter((rule) => rule.where === where).map((rule) => ({
     why: rule.why,
+    ...(rule.optIn !== undefined && { optIn: rule.optIn }),
     apiGroups: [...(rule.apiGroups ?? [])],
     resources: [...(rule.resources ?? [])],
     verbs: [...rule.verbs],

@@ -6,11 +6,19 @@
  * `where` says which namespaces a rule is for: `watched` rules are granted cluster-wide (ClusterRole)
  * when the operator serves every namespace, else as a Role in each watched namespace; `own` rules are
  * granted in the operator's own namespace only.
+ *
+ * `optIn` marks a rule only some installations need, granted only when asked for (the chart's
+ * `rbac.<optIn>` value): reading Secrets cluster-wide is not something every operator should hold
+ * for a feature (a source's own Redis with a password) most installations never use.
  */
 import type { V1PolicyRule } from "@kubernetes/client-node";
 
+/** The opt-in rules' names (the chart's `rbac.<name>` values). */
+export type OptInRule = "sourceRedisSecrets";
+
 export interface OperatorRule extends V1PolicyRule {
   where: "watched" | "own";
+  optIn?: OptInRule;
   /** Why the operator needs it (rendered as a comment by the chart). */
   why: string;
 }
@@ -56,6 +64,7 @@ export const OPERATOR_RULES: readonly OperatorRule[] = [
     apiGroups: [""],
     resources: ["secrets"],
     verbs: ["get"],
+    optIn: "sourceRedisSecrets",
     why: "read the password of a source's own Redis (spec.redis.passwordSecretRef); nothing else",
   },
   {
@@ -74,9 +83,14 @@ export const OPERATOR_RULES: readonly OperatorRule[] = [
   },
 ];
 
-/** The rules of one kind, as a Role's or ClusterRole's `rules` (without the documentation fields). */
-export function policyRules(where: OperatorRule["where"]): V1PolicyRule[] {
-  return OPERATOR_RULES.filter((rule) => rule.where === where).map(({ apiGroups, resources, verbs }) => ({
+/**
+ * The rules of one kind, as a Role's or ClusterRole's `rules` (without the documentation fields), with
+ * the opt-in rules named in `optIn`.
+ */
+export function policyRules(where: OperatorRule["where"], optIn: readonly OptInRule[] = []): V1PolicyRule[] {
+  return OPERATOR_RULES.filter(
+    (rule) => rule.where === where && (rule.optIn === undefined || optIn.includes(rule.optIn)),
+  ).map(({ apiGroups, resources, verbs }) => ({
     apiGroups: [...(apiGroups ?? [])],
     resources: [...(resources ?? [])],
     verbs: [...verbs],
@@ -92,14 +106,17 @@ export function rbacObjects(options: {
   namespace: string;
   serviceAccount: string;
   watchNamespaces: readonly string[];
+  /** Opt-in rules to grant too (none by default, as the chart). */
+  optIn?: readonly OptInRule[];
 }): object[] {
+  const optIn = options.optIn ?? [];
   const subject = { kind: "ServiceAccount", name: options.serviceAccount, namespace: options.namespace };
   const objects: object[] = [
     {
       apiVersion: "rbac.authorization.k8s.io/v1",
       kind: "Role",
       metadata: { name: options.name, namespace: options.namespace },
-      rules: policyRules("own"),
+      rules: policyRules("own", optIn),
     },
     {
       apiVersion: "rbac.authorization.k8s.io/v1",
@@ -115,7 +132,7 @@ export function rbacObjects(options: {
         apiVersion: "rbac.authorization.k8s.io/v1",
         kind: "ClusterRole",
         metadata: { name: options.name },
-        rules: policyRules("watched"),
+        rules: policyRules("watched", optIn),
       },
       {
         apiVersion: "rbac.authorization.k8s.io/v1",
@@ -132,7 +149,7 @@ export function rbacObjects(options: {
           apiVersion: "rbac.authorization.k8s.io/v1",
           kind: "Role",
           metadata: { name: `${options.name}-sources`, namespace },
-          rules: policyRules("watched"),
+          rules: policyRules("watched", optIn),
         },
         {
           apiVersion: "rbac.authorization.k8s.io/v1",

@@ -219,7 +219,13 @@ export class SourceRedis {
         }
         options.password = Buffer.from(value, "base64").toString("utf8");
       } catch (error) {
-        entry.problem ??= `cannot read Secret ${namespace}/${name} for the Redis password: ${describeError(error)}`;
+        // The chart grants Secrets `get` only when asked (rbac.sourceRedisSecrets): say so.
+        const forbidden = (error as { code?: unknown } | null)?.code === 403;
+        entry.problem ??= `cannot read Secret ${namespace}/${name} for the Redis password: ${describeError(error)}${
+          forbidden
+            ? " (the operator may read Secrets only when installed with the chart value rbac.sourceRedisSecrets=true)"
+            : ""
+        }`;
         throw error;
       }
     }

@@ -560,16 +560,24 @@ describe("the Helm chart (charts/sfn-operator)", () => {
       return place(a).localeCompare(place(b));
     }
 
-    for (const watchNamespaces of [[], ["team-a", "team-b"]]) {
-      const label = watchNamespaces.length === 0 ? "every namespace" : `watchNamespaces ${watchNamespaces}`;
+    for (const [watchNamespaces, sourceRedisSecrets] of [
+      [[], false],
+      [["team-a", "team-b"], false],
+      [[], true],
+      [["team-a", "team-b"], true],
+    ] as Array<[string[], boolean]>) {
+      const label = `${watchNamespaces.length === 0 ? "every namespace" : `watchNamespaces ${watchNamespaces}`}${
+        sourceRedisSecrets ? ", with rbac.sourceRedisSecrets" : ""
+      }`;
       it(`is exactly rbacObjects() of src/operator/rbac.ts, serving ${label}`, async () => {
-        const rendered = rbacOf(await render(REDIS, { watchNamespaces }));
+        const rendered = rbacOf(await render(REDIS, { watchNamespaces, rbac: { sourceRedisSecrets } }));
         const expected = (
           rbacObjects({
             name: RELEASE,
             namespace: NAMESPACE,
             serviceAccount: RELEASE,
             watchNamespaces,
+            optIn: sourceRedisSecrets ? ["sourceRedisSecrets"] : [],
           }) as K8sObject[]
         ).sort(byPlace);
         expect(rendered).to.deep.equal(expected);
@@ -581,6 +589,9 @@ describe("the Helm chart (charts/sfn-operator)", () => {
             role.kind === "Role" && role.metadata.namespace === NAMESPACE && role.metadata.name === RELEASE;
           expect(leases, `${role.kind} ${role.metadata.namespace}/${role.metadata.name}`).to.equal(inOwn);
         }
+        expect(JSON.stringify(rendered).includes('"secrets"'), "Secrets only when opted in").to.equal(
+          sourceRedisSecrets,
+        );
         const clusterWide = rendered.filter((object) => object.kind.startsWith("Cluster"));
         expect(clusterWide.length > 0).to.equal(watchNamespaces.length === 0);
       });

@@ -64,7 +64,14 @@ export class OperatorFixture {
     const name = `sfn-operator-${namespace}`;
     await apply(cluster, [
       { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: OPERATOR_SERVICE_ACCOUNT, namespace } },
-      ...rbacObjects({ name, namespace, serviceAccount: OPERATOR_SERVICE_ACCOUNT, watchNamespaces }),
+      // With the opt-in rule: these tests cover spec.redis.passwordSecretRef too.
+      ...rbacObjects({
+        name,
+        namespace,
+        serviceAccount: OPERATOR_SERVICE_ACCOUNT,
+        watchNamespaces,
+        optIn: ["sourceRedisSecrets"],
+      }),
     ]);
     const kubeconfig = await cluster.serviceAccountKubeconfig(namespace, OPERATOR_SERVICE_ACCOUNT);
     const redis = await RedisServer.start();

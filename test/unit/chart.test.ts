@@ -21,7 +21,12 @@ describe("the Helm chart's files", () => {
     ).to.equal(true);
     const file = JSON.parse(committed) as Record<"watched" | "own", Array<Record<string, unknown>>>;
     for (const where of ["watched", "own"] as const) {
-      expect(file[where].map(({ why: _why, ...rule }) => rule)).to.deep.equal(policyRules(where));
+      expect(file[where].map(({ why: _why, optIn: _optIn, ...rule }) => rule)).to.deep.equal(
+        policyRules(where, ["sourceRedisSecrets"]),
+      );
+      expect(file[where].map((rule) => rule.optIn)).to.deep.equal(
+        OPERATOR_RULES.filter((rule) => rule.where === where).map((rule) => rule.optIn),
+      );
       expect(file[where].map((rule) => rule.why)).to.deep.equal(
         OPERATOR_RULES.filter((rule) => rule.where === where).map((rule) => rule.why),
       );

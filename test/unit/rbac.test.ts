@@ -1,6 +1,6 @@
 import type { V1PolicyRule } from "@kubernetes/client-node";
 import { expect } from "chai";
-import { OPERATOR_RULES, policyRules, rbacObjects } from "../../src/operator/rbac.ts";
+import { OPERATOR_RULES, type OptInRule, policyRules, rbacObjects } from "../../src/operator/rbac.ts";
 
 const RBAC = "rbac.authorization.k8s.io/v1";
 
@@ -13,12 +13,17 @@ interface RbacObject {
   subjects?: Array<{ kind: string; name: string; namespace: string }>;
 }
 
-function objects(watchNamespaces: readonly string[]): RbacObject[] {
+/** The RBAC objects, with every opt-in rule unless `optIn` says otherwise. */
+function objects(
+  watchNamespaces: readonly string[],
+  optIn: readonly OptInRule[] = ["sourceRedisSecrets"],
+): RbacObject[] {
   return rbacObjects({
     name: "sfn-operator",
     namespace: "sfn-system",
     serviceAccount: "sfn-operator",
     watchNamespaces,
+    optIn,
   }) as RbacObject[];
 }
 
@@ -133,6 +138,30 @@ describe("RBAC", () => {
     });
   });
 
+  describe("the opt-in rule for Secrets (spec.redis.passwordSecretRef)", () => {
+    it("is not granted unless asked for, in any namespace", () => {
+      for (const watchNamespaces of [[], ["team-a"]]) {
+        const granted = objects(watchNamespaces, []);
+        for (const namespace of ["team-a", "sfn-system", undefined]) {
+          expect(
+            allowed(granted, "", "secrets", "get", namespace),
+            `${watchNamespaces} ${namespace}`,
+          ).to.equal(false);
+        }
+        expect(JSON.stringify(granted)).to.not.contain("secrets");
+      }
+    });
+
+    it("is granted where the sources are when asked for", () => {
+      expect(allowed(objects([]), "", "secrets", "get", "team-a")).to.equal(true);
+      expect(allowed(objects(["team-a"]), "", "secrets", "get", "team-a")).to.equal(true);
+      expect(allowed(objects(["team-a"]), "", "secrets", "get", "team-b")).to.equal(false);
+      expect(
+        OPERATOR_RULES.filter((rule) => rule.optIn !== undefined).map((rule) => rule.resources),
+      ).to.deep.equal([["secrets"]]);
+    });
+  });
+
   describe("serving a list of namespaces", () => {
     const all = objects(["team-a", "team-b"]);
 
@@ -151,7 +180,7 @@ describe("RBAC", () => {
       for (const role of all.filter(
         (object) => object.metadata.name === "sfn-operator-sources" && object.kind === "Role",
       )) {
-        expect(role.rules).to.deep.equal(policyRules("watched"));
+        expect(role.rules).to.deep.equal(policyRules("watched", ["sourceRedisSecrets"]));
       }
     });
 

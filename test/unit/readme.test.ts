@@ -37,7 +37,9 @@ describe("README", () => {
       const verbs = rule.verbs.join(", ");
       const row = rows.find(
         (line) =>
-          line.startsWith(`| ${rule.where} |`) &&
+          line.startsWith(
+            `| ${rule.where}${rule.optIn === undefined ? "" : ` (opt-in: chart value \`rbac.${rule.optIn}\`)`} |`,
+          ) &&
           line.includes(`| ${resources} |`) &&
           line.includes(`| ${verbs} |`),
       );
