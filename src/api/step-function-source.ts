@@ -92,10 +92,11 @@ const QUALIFIED_NAME =
 /** A container image reference: printable ASCII, no spaces (the registry checks the rest). */
 const IMAGE = /^[!-~]+$/;
 /**
- * A Redis URL's scheme and an authority without a user or password (a password in the URL would sit in
- * the pollers' plain environment); redisUrlSchema checks the whole URL.
+ * A Redis URL's scheme and an authority without a user or password, and no query (ioredis reads a
+ * password from `?password=` too): a password in the URL would sit in the pollers' plain environment.
+ * redisUrlSchema checks the whole URL.
  */
-const REDIS_URL_PREFIX = /^rediss?(\+cluster)?:\/\/[^/@]+(\/.*)?$/;
+const REDIS_URL_PREFIX = /^rediss?(\+cluster)?:\/\/[^/@?#]+(\/[^?#]*)?$/;
 /** metav1.Condition's `type` and `reason` patterns. */
 const CONDITION_TYPE =
   /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$/;
@@ -406,8 +407,8 @@ const redisSchema = z
         .regex(REDIS_URL_PREFIX, {
           error: (issue) =>
             "must be a redis://, rediss://, redis+cluster:// or rediss+cluster:// URL such as " +
-            '"redis://other-redis:6379", without a user or password (it would be in the pollers\' plain ' +
-            `environment: use passwordSecretRef), got ${String(issue.input).includes("@") ? "a URL with credentials" : describeValue(issue.input)}`,
+            '"redis://other-redis:6379", without a user, password or query (it would be in the pollers\' plain ' +
+            `environment: use passwordSecretRef), got ${/[@?#]/.test(String(issue.input)) ? "a URL with credentials or a query" : describeValue(issue.input)}`,
           abort: true,
         })
         .pipe(redisUrlSchema)

@@ -309,7 +309,7 @@ export function operatorSettingsFrom(
   } else {
     const parsed = redisUrlSchema.safeParse(redisUrl);
     if (!parsed.success) problem("SFN_REDIS_URL", parsed.error.issues[0]?.message ?? "is not a Redis URL");
-    else if (new URL(redisUrl).password !== "") {
+    else if (new URL(redisUrl).password !== "" || new URL(redisUrl).searchParams.has("password")) {
       // The pollers get this URL in their Deployments' plain environment, readable by anyone who may
       // read Deployments in a source's namespace.
       problem(

@@ -4,7 +4,7 @@
  *   POST /step/sum    {"numbers": [1, 2, 3]}   -> 200 {"sum": 6}
  *                     a non-number             -> 422 with step-func-error / step-func-cause headers
  *                     {"flaky": true}          -> 503 without headers (the poller fills error and cause)
- *                     {"slowMs": 5000}         -> answers after 5 s (past the demo's requestTimeout)
+ *                     {"slowMs": 5000}         -> answers after 5 s (past the demo's requestTimeout; 60 s at most)
  *   POST /step/split  {"text": "a b c"}        -> 200 {"words": ["a", "b", "c"]}
  *
  *   GET  /healthz                             -> 200 (for probes)
@@ -22,6 +22,10 @@ import type { AddressInfo } from "node:net";
 const MAX_BODY_BYTES = 512 * 1024;
 
 const ROUTES = ["/step/sum", "/step/split"] as const;
+/** The longest simulated work a request may ask for (`slowMs`): a request holds its body meanwhile. */
+const MAX_WORK_MS = 60_000;
+/** Connections at once; more are refused, so a flood of slow requests cannot exhaust the pod's memory. */
+const MAX_CONNECTIONS = 256;
 
 export interface PathStats {
   inFlight: number;
@@ -45,6 +49,7 @@ export class SampleService {
   }
 
   async start(port = 0, host = "127.0.0.1"): Promise<this> {
+    this.#server.maxConnections = MAX_CONNECTIONS;
     await new Promise<void>((resolve, reject) => {
       this.#server.once("error", reject);
       this.#server.listen(port, host, () => {

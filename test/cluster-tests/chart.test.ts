@@ -408,6 +408,16 @@ describe("the Helm chart (charts/sfn-operator)", () => {
         /redis.sentinel.enabled is true but redis.sentinel.sentinels is empty/,
       ],
       [
+        "a Redis password in the URL's query (ioredis reads it; pollers get the URL in plain text)",
+        { redis: { url: "redis://redis:6379/0?password=hunter2" } },
+        /redis.url must not contain a password/,
+      ],
+      [
+        "no operator ServiceAccount: create false without a name (would bind the default one)",
+        { serviceAccount: { create: false } },
+        /serviceAccount.create is false but serviceAccount.name is empty/,
+      ],
+      [
         "Sentinel with TLS (a rediss:// URL)",
         { redis: { url: "rediss://mymaster:6379", sentinel: { enabled: true, sentinels: ["s:26379"] } } },
         /redis.sentinel.enabled cannot be used with TLS/,
@@ -520,13 +530,27 @@ describe("the Helm chart (charts/sfn-operator)", () => {
       for (const name of createdCrds) await cluster.kubectl(["delete", "crd", name, "--wait=false"]);
     });
 
-    for (const [label, args] of [
+    // Helm allows release names of 53 characters: every name the chart derives must still be valid.
+    const LONG_RELEASE = "a-release-name-of-fifty-three-characters-for-names-x";
+    for (const [label, args, release] of [
       ["the default values", () => valuesArgs([REDIS])],
       ...CI_FILES.map((file) => [`ci/${file}`, () => ["-f", ciFile(file)]] as const),
-    ] as Array<[string, () => string[]]>) {
+      [
+        `a ${LONG_RELEASE.length}-character release name with everything on`,
+        () => [
+          "-f",
+          ciFile("monitoring-all-values.yaml"),
+          ...valuesArgs([{ redis: { url: "", enabled: true } }]),
+        ],
+        LONG_RELEASE,
+      ],
+    ] as Array<[string, () => string[], string?]>) {
       it(`has every object of ${label} accepted by kubectl apply --dry-run=server`, async () => {
         const cluster = testCluster();
-        const objects = await template(args(), { namespace: releaseNamespace });
+        const objects = await template(args(), {
+          namespace: releaseNamespace,
+          ...(release !== undefined && { release }),
+        });
         const { code, stdout, stderr } = await cluster.kubectl(
           ["apply", "--dry-run=server", "--validate=strict", "-f", "-"],
           { input: JSON.stringify({ apiVersion: "v1", kind: "List", items: objects }), allowFailure: true },

@@ -537,7 +537,13 @@ describe("parseSourceSpec", () => {
       "a Redis URL with a password (never in the Deployment's plain environment)",
       { ...minimal, redis: { url: "redis://:s3cret@redis:6379" } },
       "redis.url",
-      /without a user or password.*got a URL with credentials/,
+      /without a user, password or query.*got a URL with credentials or a query$/,
+    ],
+    [
+      "a Redis URL with a password in its query (ioredis reads it)",
+      { ...minimal, redis: { url: "redis://redis:6379/0?password=s3cret" } },
+      "redis.url",
+      /without a user, password or query.*got a URL with credentials or a query$/,
     ],
     [
       "a bad quantity",

@@ -154,6 +154,11 @@ describe("operator settings", () => {
       expect(problems[0]).to.match(/^SFN_REDIS_URL: must not contain a password/);
       expect(problems[0]).to.contain("SFN_POLLER_REDIS_PASSWORD_SECRET");
       expect(problems[0]).to.not.contain("hunter2-pw");
+      // ioredis reads a password from the query too.
+      const query = problemsOf({ ...REQUIRED, SFN_REDIS_URL: "redis://redis:6379/0?password=hunter2-pw" });
+      expect(query).to.have.length(1);
+      expect(query[0]).to.match(/^SFN_REDIS_URL: must not contain a password/);
+      expect(query[0]).to.not.contain("hunter2-pw");
       // A user name alone is no secret.
       expect(settingsOf({ SFN_REDIS_URL: "redis://sfn@redis:6379" }).poller.redisUrl).to.equal(
         "redis://sfn@redis:6379",

@@ -99,6 +99,11 @@ names and creates (create false).
 {{- end }}
 
 {{/* The bundled Redis's name (redis.enabled). */}}
+{{/* The operator's metrics Service: a Service name is a DNS label of at most 63 characters. */}}
+{{- define "sfn-operator.metricsName" -}}
+{{- printf "%s-metrics" (include "sfn-operator.fullname" . | trunc 55 | trimSuffix "-") }}
+{{- end }}
+
 {{- define "sfn-operator.redisName" -}}
 {{- printf "%s-redis" (include "sfn-operator.fullname" . | trunc 57 | trimSuffix "-") }}
 {{- end }}
@@ -141,11 +146,14 @@ The checks between values. Included by the Deployment, so that every render runs
 {{- if and (gt (int $v.replicaCount) 1) (not $v.leaderElection.enabled) }}
 {{- fail (printf "replicaCount is %d but leaderElection.enabled is false: without leader election every replica would reconcile the same sources and fight over their Deployments and status; set leaderElection.enabled=true, or replicaCount=1" (int $v.replicaCount)) }}
 {{- end }}
+{{- if and (not $v.serviceAccount.create) (not $v.serviceAccount.name) }}
+{{- fail "serviceAccount.create is false but serviceAccount.name is empty: name the ServiceAccount you created for the operator (the chart would otherwise bind its cluster-wide rules to the namespace's default ServiceAccount, and so to every pod that runs as it)" }}
+{{- end }}
 {{- if and (not $v.redis.url) (not $v.redis.enabled) }}
 {{- fail "redis.url is required: the Redis of the pollers' semaphores, reachable from the operator and from every source's namespace (redis://host.namespace.svc:6379); or set redis.enabled=true for a bundled single-node Redis (for trying the chart out, not for production)" }}
 {{- end }}
 {{- if $v.redis.url }}
-{{- if regexMatch "^[a-z+]+://[^/@]*:[^/@]*@" $v.redis.url }}
+{{- if or (regexMatch "^[a-z+]+://[^/@]*:[^/@]*@" $v.redis.url) (regexMatch "[?&]password=" $v.redis.url) }}
 {{- fail "redis.url must not contain a password: the pollers get the URL in plain text in their Deployments; put the password in a Secret and set redis.existingSecret.name (and copy the Secret into the sources' namespaces for the pollers)" }}
 {{- end }}
 {{- if and $v.redis.tls.enabled (not (regexMatch "^rediss(\\+cluster)?://" $v.redis.url)) }}
