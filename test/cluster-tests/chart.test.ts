@@ -531,7 +531,7 @@ describe("the Helm chart (charts/sfn-operator)", () => {
     });
 
     // Helm allows release names of 53 characters: every name the chart derives must still be valid.
-    const LONG_RELEASE = "a-release-name-of-fifty-three-characters-for-names-x";
+    const LONG_RELEASE = "a-release-name-of-fifty-three-characters-for-names-xy";
     for (const [label, args, release] of [
       ["the default values", () => valuesArgs([REDIS])],
       ...CI_FILES.map((file) => [`ci/${file}`, () => ["-f", ciFile(file)]] as const),
