@@ -408,6 +408,16 @@ describe("the Helm chart (charts/sfn-operator)", () => {
         /redis.sentinel.enabled is true but redis.sentinel.sentinels is empty/,
       ],
       [
+        "a renew deadline not below the lease duration (the operator would refuse to start)",
+        { leaderElection: { renewDeadline: "20s" } },
+        /renewDeadline \(20s\) must be less than leaseDuration \(15s\)/,
+      ],
+      [
+        "a renew deadline not above 1.2 x the retry period",
+        { leaderElection: { renewDeadline: "10s", retryPeriod: "9s" } },
+        /and more than 1.2 x retryPeriod \(9s\)/,
+      ],
+      [
         "a Redis password in the URL's query (ioredis reads it; pollers get the URL in plain text)",
         { redis: { url: "redis://redis:6379/0?password=hunter2" } },
         /redis.url must not contain a password/,

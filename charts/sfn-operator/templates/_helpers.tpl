@@ -146,6 +146,16 @@ The checks between values. Included by the Deployment, so that every render runs
 {{- if and (gt (int $v.replicaCount) 1) (not $v.leaderElection.enabled) }}
 {{- fail (printf "replicaCount is %d but leaderElection.enabled is false: without leader election every replica would reconcile the same sources and fight over their Deployments and status; set leaderElection.enabled=true, or replicaCount=1" (int $v.replicaCount)) }}
 {{- end }}
+{{- /* Lease timings in whole seconds (the usual form): the operator refuses to start otherwise. */}}
+{{- $le := $v.leaderElection }}
+{{- if and (regexMatch "^[0-9]+s$" $le.leaseDuration) (regexMatch "^[0-9]+s$" $le.renewDeadline) (regexMatch "^[0-9]+s$" $le.retryPeriod) }}
+{{- $lease := trimSuffix "s" $le.leaseDuration | int }}
+{{- $renew := trimSuffix "s" $le.renewDeadline | int }}
+{{- $retry := trimSuffix "s" $le.retryPeriod | int }}
+{{- if or (ge $renew $lease) (le (mul $renew 10) (mul $retry 12)) }}
+{{- fail (printf "leaderElection: renewDeadline (%s) must be less than leaseDuration (%s) and more than 1.2 x retryPeriod (%s), as client-go's leader election requires; the operator would refuse to start" $le.renewDeadline $le.leaseDuration $le.retryPeriod) }}
+{{- end }}
+{{- end }}
 {{- if and (not $v.serviceAccount.create) (not $v.serviceAccount.name) }}
 {{- fail "serviceAccount.create is false but serviceAccount.name is empty: name the ServiceAccount you created for the operator (the chart would otherwise bind its cluster-wide rules to the namespace's default ServiceAccount, and so to every pod that runs as it)" }}
 {{- end }}
