@@ -298,6 +298,23 @@ describe("the Helm chart (charts/sfn-operator)", () => {
       expect(notes).to.contain("kubectl get sfs -n demo");
       expect(notes).to.contain("kubectl wait -n demo --for=condition=Ready sfs/sum");
       expect(notes).to.contain("kubectl apply --server-side -f");
+
+      // With the pollers' ServiceAccount in a namespace (which must exist), the examples go there.
+      const listed = await helm(
+        [
+          "install",
+          RELEASE,
+          CHART,
+          "--namespace",
+          NAMESPACE,
+          "--dry-run=client",
+          ...valuesArgs([REDIS, { pollers: { serviceAccount: { namespaces: ["team-c"] } } }]),
+        ],
+        { kubeconfig: cluster.kubeconfig },
+      );
+      const listedNotes = listed.stdout.slice(listed.stdout.indexOf("NOTES:"));
+      expect(listedNotes).to.contain("kubectl apply -n team-c -f examples/");
+      expect(listedNotes).to.not.contain("kubectl create namespace");
     });
   });
 

@@ -27,6 +27,10 @@ import { podEnvironment } from "../support/pod-env.ts";
 import { freePort, RedisServer } from "../support/redis.ts";
 
 const RELEASE = "sfn-operator";
+/** The README's values: the image in the user's registry (kwok pulls nothing), the IRSA roles. */
+const IMAGE_REPOSITORY = "registry.example.com/sfn-operator";
+const OPERATOR_ROLE = "arn:aws:iam::123456789012:role/sfn-operator";
+const POLLER_ROLE = "arn:aws:iam::123456789012:role/sfn-poller";
 const RELEASE_NAMESPACE = "sfn-system";
 const CHART = path.join(REPO_ROOT, "charts/sfn-operator");
 const EXAMPLES = path.join(REPO_ROOT, "examples");
@@ -120,13 +124,26 @@ describe("e2e: helm install, kubectl apply -f examples/, tasks processed, helm u
     });
   }
 
-  /** The values a user would give for this cluster: where Redis and (here) the emulator are. */
+  /**
+   * The README's install command ("1. Install the chart"), value for value, with this cluster's
+   * addresses: the Redis and (instead of AWS) the emulator.
+   */
   function installValues(): string[] {
     return [
+      "--set",
+      `image.repository=${IMAGE_REPOSITORY}`,
+      "--set",
+      "image.tag=0.1.0",
       "--set",
       `redis.url=${redis.url}`,
       "--set",
       "aws.region=us-east-1",
+      "--set",
+      `serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=${OPERATOR_ROLE}`,
+      "--set",
+      `pollers.serviceAccount.namespaces={${sourcesNamespace}}`,
+      "--set",
+      `pollers.serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=${POLLER_ROLE}`,
       // A VPC endpoint in a real cluster; here the emulator. Pollers get it too.
       "--set",
       `aws.endpointUrl=${emulator.emulator.url}`,
@@ -196,6 +213,8 @@ describe("e2e: helm install, kubectl apply -f examples/, tasks processed, helm u
   }
 
   it("1. helm install: the release's operator pods become Ready", async () => {
+    // The README creates the sources' namespace first: the chart puts the pollers' ServiceAccount there.
+    await cluster.kubectl(["create", "namespace", sourcesNamespace]);
     const { stdout } = await helm([
       "install",
       RELEASE,
@@ -229,6 +248,13 @@ describe("e2e: helm install, kubectl apply -f examples/, tasks processed, helm u
   });
 
   it("2. the operator runs with exactly the chart's ServiceAccount and becomes ready", async () => {
+    const account = await getJson<{ metadata: { annotations?: Record<string, string> } }>(cluster, [
+      "serviceaccount",
+      "-n",
+      RELEASE_NAMESPACE,
+      RELEASE,
+    ]);
+    expect(account?.metadata.annotations?.["eks.amazonaws.com/role-arn"]).to.equal(OPERATOR_ROLE);
     const operator = await startOperator(`${RELEASE}-0`);
     await eventually(
       "the operator's /readyz",
@@ -239,13 +265,14 @@ describe("e2e: helm install, kubectl apply -f examples/, tasks processed, helm u
   });
 
   it("3. kubectl apply -f examples/: poller Deployments appear with the right replicas", async () => {
-    await cluster.kubectl(["create", "namespace", sourcesNamespace]);
-    await eventually("the default ServiceAccount", async () => {
-      const { code } = await cluster.kubectl(["get", "sa", "default", "-n", sourcesNamespace], {
-        allowFailure: true,
-      });
-      return code === 0;
-    });
+    // The pollers' ServiceAccount, from the chart, with the README's IRSA annotation.
+    const pollerAccount = await getJson<{ metadata: { annotations?: Record<string, string> } }>(cluster, [
+      "serviceaccount",
+      "-n",
+      sourcesNamespace,
+      "sfn-poller",
+    ]);
+    expect(pollerAccount?.metadata.annotations?.["eks.amazonaws.com/role-arn"]).to.equal(POLLER_ROLE);
     await cluster.kubectl(["apply", "-n", sourcesNamespace, "-f", EXAMPLES]);
     for (const [example, { replicas }] of Object.entries(EXAMPLE_TARGETS)) {
       const deployment = await eventually(
@@ -260,8 +287,9 @@ describe("e2e: helm install, kubectl apply -f examples/, tasks processed, helm u
         60_000,
       );
       expect(deployment.spec?.replicas, example).to.equal(replicas);
-      // The chart's default poller image: the chart's own image.
-      expect(deployment.spec?.template.spec?.containers[0]?.image).to.match(/sfn-operator:/);
+      // The chart's default poller image (the operator's own) and ServiceAccount.
+      expect(deployment.spec?.template.spec?.containers[0]?.image).to.equal(`${IMAGE_REPOSITORY}:0.1.0`);
+      expect(deployment.spec?.template.spec?.serviceAccountName).to.equal("sfn-poller");
     }
   });
 
@@ -358,8 +386,10 @@ describe("e2e: helm install, kubectl apply -f examples/, tasks processed, helm u
     expect(described).to.match(/ActivityResolved|Ready/);
   });
 
-  it("6a. helm upgrade: debug logs, two replicas with leader election; exactly one operator leads", async () => {
-    await stopAll(operators);
+  it("6a. helm upgrade: debug logs, two replicas with leader election; the old leader hands over to one new one", async () => {
+    // The old operator keeps leading during the upgrade, as its pod does until the new ones are ready.
+    const old = operators.splice(0);
+    expect(old).to.have.length(1);
     await helm([
       "upgrade",
       RELEASE,
@@ -386,6 +416,13 @@ describe("e2e: helm install, kubectl apply -f examples/, tasks processed, helm u
     expect(pdb, "a PodDisruptionBudget for two replicas").to.not.equal(undefined);
 
     const [first, second] = [await startOperator(`${RELEASE}-a`), await startOperator(`${RELEASE}-b`)];
+    // Both new ones stand by while the old one leads; then the old pod is stopped (SIGTERM, as the
+    // rollout does): it releases the Lease and one new operator takes over.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect(await isLeader(first).catch(() => false)).to.equal(false);
+    expect(await isLeader(second).catch(() => false)).to.equal(false);
+    expect(await isLeader(old[0] as RunningProcess)).to.equal(true);
+    await stopAll(old);
     await eventually(
       "exactly one leader",
       async () => {
