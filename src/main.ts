@@ -315,11 +315,7 @@ program
           `Point pollers at it: AWS_ENDPOINT_URL_SFN=${emulator.url} (any AWS_REGION and credentials)\n` +
           `Enqueue a task: curl -XPOST ${emulator.url}/_emulator/tasks -d '{"activityName":"sum","input":{}}'\n`,
       );
-      await new Promise<void>((resolve) => {
-        const stop = (): void => resolve();
-        process.once("SIGTERM", stop);
-        process.once("SIGINT", stop);
-      });
+      await untilSignal();
       await emulator.close();
       return 0;
     }),
@@ -340,14 +336,19 @@ program
       process.stdout.write(
         `sample service listening on ${options.host}:${service.port} (POST /step/sum, POST /step/split)\n`,
       );
-      await new Promise<void>((resolve) => {
-        const stop = (): void => resolve();
-        process.once("SIGTERM", stop);
-        process.once("SIGINT", stop);
-      });
+      await untilSignal();
       await service.close();
       return 0;
     }),
   );
+
+/** Resolves on the first SIGTERM or SIGINT: the long-running helper commands stop cleanly then. */
+function untilSignal(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const stop = (): void => resolve();
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+}
 
 await program.parseAsync(process.argv);
