@@ -106,7 +106,7 @@ export class SampleService {
       // Simulated work: 10-40 ms, or as long as the input asks.
       const workMs =
         typeof input.slowMs === "number"
-          ? Math.min(Math.max(input.slowMs, 0), 600_000)
+          ? Math.min(Math.max(input.slowMs, 0), MAX_WORK_MS)
           : 10 + Math.random() * 30;
       // Stop working when the caller hangs up (the poller gave up at its requestTimeout).
       const hungUp = await workFor(workMs, res);
