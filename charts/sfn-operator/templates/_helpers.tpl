@@ -98,12 +98,12 @@ names and creates (create false).
 {{- end }}
 {{- end }}
 
-{{/* The bundled Redis's name (redis.enabled). */}}
 {{/* The operator's metrics Service: a Service name is a DNS label of at most 63 characters. */}}
 {{- define "sfn-operator.metricsName" -}}
 {{- printf "%s-metrics" (include "sfn-operator.fullname" . | trunc 55 | trimSuffix "-") }}
 {{- end }}
 
+{{/* The bundled Redis's name (redis.enabled). */}}
 {{- define "sfn-operator.redisName" -}}
 {{- printf "%s-redis" (include "sfn-operator.fullname" . | trunc 57 | trimSuffix "-") }}
 {{- end }}
