@@ -749,8 +749,38 @@ export class LocalCluster implements TestCluster {
   }
 }
 
+/**
+ * A cluster whose API server this harness does not run as a process of its own: the robustness tests
+ * that stop and start it skip (they check `kind !== "local"`), and a call says so.
+ */
+export abstract class WithoutApiServerControl {
+  /** Where the cluster comes from, for the message: "an existing cluster". */
+  protected abstract readonly description: string;
+
+  stopApiServer(): Promise<void> {
+    return this.#unsupported("stopping the API server");
+  }
+
+  startApiServer(): Promise<void> {
+    return this.#unsupported("starting the API server");
+  }
+
+  restartApiServer(): Promise<void> {
+    return this.#unsupported("restarting the API server");
+  }
+
+  #unsupported(what: string): Promise<void> {
+    return Promise.reject(
+      new Error(
+        `${what} is not supported on ${this.description}: skip such tests when cluster.kind !== "local"`,
+      ),
+    );
+  }
+}
+
 /** The cluster that KUBECONFIG names (SFN_TEST_USE_EXISTING_CLUSTER=1): used as is, never stopped. */
-export class ExistingCluster implements TestCluster {
+export class ExistingCluster extends WithoutApiServerControl implements TestCluster {
+  protected readonly description = "an existing cluster";
   readonly kind = "existing";
   readonly kubeconfig: string;
   readonly server: string;
@@ -759,6 +789,7 @@ export class ExistingCluster implements TestCluster {
   private saCount = 0;
 
   constructor(kubeconfig: string, server: string, scratch: string) {
+    super();
     this.kubeconfig = kubeconfig;
     this.server = server;
     this.scratch = scratch;
@@ -781,24 +812,6 @@ export class ExistingCluster implements TestCluster {
   async stop(): Promise<void> {
     await fs.rm(this.scratch, { recursive: true, force: true });
   }
-
-  stopApiServer(): Promise<void> {
-    return Promise.reject(notOnExisting("stopping the API server"));
-  }
-
-  startApiServer(): Promise<void> {
-    return Promise.reject(notOnExisting("starting the API server"));
-  }
-
-  restartApiServer(): Promise<void> {
-    return Promise.reject(notOnExisting("restarting the API server"));
-  }
-}
-
-function notOnExisting(what: string): Error {
-  return new Error(
-    `${what} is not supported on an existing cluster: skip such tests when cluster.kind !== "local"`,
-  );
 }
 
 /**

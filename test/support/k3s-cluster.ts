@@ -22,7 +22,14 @@ import { createWriteStream, type WriteStream } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { finished } from "node:stream/promises";
-import { FAKE_NODE, fakeNode, KWOK_NODE_ARGS, pinnedVersions, type TestCluster } from "./cluster.ts";
+import {
+  FAKE_NODE,
+  fakeNode,
+  KWOK_NODE_ARGS,
+  pinnedVersions,
+  type TestCluster,
+  WithoutApiServerControl,
+} from "./cluster.ts";
 import {
   type KubectlOptions,
   type KubectlResult,
@@ -55,7 +62,8 @@ interface Stoppable {
 }
 
 /** k3s and kwok in Docker (see {@link startK3sCluster}). */
-export class K3sCluster implements TestCluster {
+export class K3sCluster extends WithoutApiServerControl implements TestCluster {
+  protected readonly description = "k3s in Docker (one process serves the whole control plane)";
   readonly kind = "docker";
   readonly dir: string;
   readonly kubeconfig: string;
@@ -75,6 +83,7 @@ export class K3sCluster implements TestCluster {
     stoppables: Stoppable[];
     logStreams: WriteStream[];
   }) {
+    super();
     this.dir = options.dir;
     this.kubeconfig = options.kubeconfig;
     this.server = options.server;
@@ -105,24 +114,6 @@ export class K3sCluster implements TestCluster {
     await Promise.all(this.#logStreams.map(endStream));
     if (this.ephemeral && !options.keepFiles) await fs.rm(this.dir, { recursive: true, force: true });
   }
-
-  stopApiServer(): Promise<void> {
-    return Promise.reject(notOnK3s("stopping the API server"));
-  }
-
-  startApiServer(): Promise<void> {
-    return Promise.reject(notOnK3s("starting the API server"));
-  }
-
-  restartApiServer(): Promise<void> {
-    return Promise.reject(notOnK3s("restarting the API server"));
-  }
-}
-
-function notOnK3s(what: string): Error {
-  return new Error(
-    `${what} is not supported on k3s in Docker (one process serves the whole control plane): skip such tests when cluster.kind !== "local"`,
-  );
 }
 
 async function stopAll(stoppables: Stoppable[]): Promise<void> {
