@@ -222,9 +222,9 @@ async function httpGet(url: string): Promise<{ status: number; body: string }> {
 
 /**
  * Polls `check` until it returns true; fails early when one of `watched` exits, with the tail of
- * its log, since a crashed component never becomes ready.
+ * its log, since a crashed component never becomes ready (none for containers: the k3s harness).
  */
-async function waitFor(
+export async function waitFor(
   what: string,
   check: () => Promise<boolean>,
   watched: Started[],

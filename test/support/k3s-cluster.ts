@@ -29,6 +29,7 @@ import {
   pinnedVersions,
   type TestCluster,
   WithoutApiServerControl,
+  waitFor,
 } from "./cluster.ts";
 import {
   type KubectlOptions,
@@ -226,6 +227,7 @@ export async function startK3sCluster(options: K3sStartOptions): Promise<K3sClus
         ]);
         return stdout === "True";
       },
+      [],
       timeoutMs,
     );
     // Pods need their namespace's `default` ServiceAccount (ServiceAccount admission).
@@ -237,6 +239,7 @@ export async function startK3sCluster(options: K3sStartOptions): Promise<K3sClus
             allowFailure: true,
           })
         ).code === 0,
+      [],
       timeoutMs,
     );
     log(`k3s and kwok ready in ${elapsed()}: KUBECONFIG=${kubeconfig}`);
@@ -245,20 +248,5 @@ export async function startK3sCluster(options: K3sStartOptions): Promise<K3sClus
     await stopAll(stoppables);
     await Promise.all(logStreams.map(endStream));
     throw error;
-  }
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError = "";
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch (error) {
-      lastError = error instanceof Error ? error.message : String(error);
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} ${lastError}`);
-    await new Promise((r) => setTimeout(r, 250));
   }
 }
