@@ -5,12 +5,8 @@
 # there is kept (cold: about 7 minutes and 3 GB of Go caches; warm: nothing). Prints the binary's path.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=cluster/versions.env
-. "$here/cluster/versions.env"
-
-export PATH="/usr/local/go/bin:$PATH"
-export GOPATH="${GOPATH:-$HOME/go}" GOCACHE="${GOCACHE:-$HOME/.cache/go-build}"
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="${GOFLAGS:--buildvcs=false}"
+# shellcheck source=cluster/go-env.sh
+. "$here/cluster/go-env.sh"
 
 dir="$HOME/.cache/sfn-operator/bin/promtool-${PROMTOOL_VERSION#v}"
 if [ ! -x "$dir/promtool" ]; then

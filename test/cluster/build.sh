@@ -19,14 +19,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=versions.env
-. "$here/versions.env"
-
-export PATH="/usr/local/go/bin:$PATH"
-# Every Go cache stays outside the repo (Go's defaults, made explicit); never fetch another toolchain;
-# static binaries that depend on no libc.
-export GOPATH="${GOPATH:-$HOME/go}" GOCACHE="${GOCACHE:-$HOME/.cache/go-build}"
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="${GOFLAGS:--buildvcs=false}"
+# shellcheck source=go-env.sh
+. "$here/go-env.sh"
 
 bin_key="k8s-${KUBE_VERSION#v}_etcd-${ETCD_VERSION#v}_kwok-${KWOK_VERSION#v}_helm-${HELM_VERSION#v}"
 bin_dir="${SFN_TEST_BIN:-$HOME/.cache/sfn-operator/bin/$bin_key}"
