@@ -7,7 +7,6 @@
  * Deployment's security settings; and the operator's environment, read back by the operator's own
  * settings parser, is valid and carries every value.
  */
-import { execFile } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -24,8 +23,9 @@ import YAML from "yaml";
 import { CHART_DIR } from "../../scripts/chart-files.ts";
 import { rbacObjects } from "../../src/operator/rbac.ts";
 import { OPERATOR_SETTINGS, operatorSettingsFrom } from "../../src/operator/settings.ts";
-import { helmBin, type TestCluster } from "../support/cluster.ts";
+import type { TestCluster } from "../support/cluster.ts";
 import { testCluster } from "../support/cluster-hooks.ts";
+import { type HelmResult, runHelm } from "../support/helm.ts";
 import { apply, createNamespace, getJson } from "./helpers.ts";
 
 const CHART = fileURLToPath(new URL(`../../${CHART_DIR}`, import.meta.url));
@@ -53,34 +53,11 @@ interface K8sObject {
   [field: string]: unknown;
 }
 
-interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 let scratch = "";
 
 /** Runs helm with its own config, cache and data folders (nothing from the user's home). */
-function helm(args: string[], options: { kubeconfig?: string } = {}): Promise<RunResult> {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    HELM_CONFIG_HOME: path.join(scratch, "helm-config"),
-    HELM_CACHE_HOME: path.join(scratch, "helm-cache"),
-    HELM_DATA_HOME: path.join(scratch, "helm-data"),
-  };
-  delete env.KUBECONFIG;
-  if (options.kubeconfig) env.KUBECONFIG = options.kubeconfig;
-  return new Promise((resolve) => {
-    execFile(
-      helmBin(),
-      args,
-      { env, maxBuffer: 64 * 1024 * 1024, timeout: 60_000 },
-      (error, stdout, stderr) => {
-        resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stdout, stderr });
-      },
-    );
-  });
+function helm(args: string[], options: { kubeconfig?: string } = {}): Promise<HelmResult> {
+  return runHelm(args, { home: scratch, kubeconfig: options.kubeconfig });
 }
 
 let valuesFiles = 0;

@@ -9,7 +9,6 @@
  * permissions are exactly what the chart grants: a missing rule fails this test. Redis, the target
  * and the Step Functions emulator are local processes on loopback.
  */
-import { execFile } from "node:child_process";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -20,9 +19,10 @@ import { pollerDeploymentName } from "../../src/operator/poller-deployment.ts";
 import { SampleService } from "../../src/sample/sample-service.ts";
 import { eventually, getJson } from "../cluster-tests/helpers.ts";
 import { awsEnvFor, CliProcess, REPO_ROOT } from "../support/cli.ts";
-import { helmBin, type TestCluster } from "../support/cluster.ts";
+import type { TestCluster } from "../support/cluster.ts";
 import { testCluster } from "../support/cluster-hooks.ts";
 import { startTestEmulator, type TestEmulator } from "../support/emulator.ts";
+import { type HelmResult, runHelm } from "../support/helm.ts";
 import { podEnvironment } from "../support/pod-env.ts";
 import { freePort, RedisServer } from "../support/redis.ts";
 
@@ -95,33 +95,16 @@ describe("e2e: helm install, kubectl apply -f examples/, tasks processed, helm u
   });
 
   /** Runs the real helm against the test cluster, with its own cache and config folders. */
-  function helm(
-    args: string[],
-    allowFailure = false,
-  ): Promise<{ code: number; stdout: string; stderr: string }> {
-    return new Promise((resolve, reject) => {
-      execFile(
-        helmBin(),
-        [...args, `--kubeconfig=${cluster.kubeconfig}`],
-        {
-          timeout: 180_000,
-          maxBuffer: 16 * 1024 * 1024,
-          env: {
-            PATH: process.env.PATH,
-            HOME: helmHome,
-            HELM_CACHE_HOME: path.join(helmHome, "cache"),
-            HELM_CONFIG_HOME: path.join(helmHome, "config"),
-            HELM_DATA_HOME: path.join(helmHome, "data"),
-          },
-        },
-        (error, stdout, stderr) => {
-          const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
-          if (code !== 0 && !allowFailure)
-            reject(new Error(`helm ${args.join(" ")} exited ${code}: ${stderr}`));
-          else resolve({ code, stdout, stderr });
-        },
-      );
+  async function helm(args: string[], allowFailure = false): Promise<HelmResult> {
+    const result = await runHelm(args, {
+      home: helmHome,
+      kubeconfig: cluster.kubeconfig,
+      timeoutMs: 180_000,
     });
+    if (result.code !== 0 && !allowFailure) {
+      throw new Error(`helm ${args.join(" ")} exited ${result.code}: ${result.stderr}`);
+    }
+    return result;
   }
 
   /**
