@@ -280,6 +280,14 @@ export function isRedisClusterUrl(text: string): boolean {
   return url !== undefined && REDIS_CLUSTER_PROTOCOLS.includes(url.protocol);
 }
 
+/**
+ * Whether a Redis URL carries a password: in its user info, or as `?password=`, which ioredis reads
+ * too. Such a URL must not reach a plain environment or a log as it is.
+ */
+export function redisUrlHasPassword(url: URL): boolean {
+  return url.password !== "" || url.searchParams.has("password");
+}
+
 /** Redis connection URL for the distributed semaphore. */
 export const redisUrlSchema = z
   .string({ error: typeError('a URL such as "redis://127.0.0.1:6379"') })

@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { V1ResourceRequirements } from "@kubernetes/client-node";
 import { DurationError, parseDuration } from "../api/duration.ts";
-import { describeValue, redisUrlSchema, regionSchema } from "../api/fields.ts";
+import { describeValue, redisUrlHasPassword, redisUrlSchema, regionSchema } from "../api/fields.ts";
 import { redisSettingsFromEnv } from "../semaphore/redis/settings.ts";
 
 /** A Secret key in the namespace of each source: `name:key`. */
@@ -309,7 +309,7 @@ export function operatorSettingsFrom(
   } else {
     const parsed = redisUrlSchema.safeParse(redisUrl);
     if (!parsed.success) problem("SFN_REDIS_URL", parsed.error.issues[0]?.message ?? "is not a Redis URL");
-    else if (new URL(redisUrl).password !== "" || new URL(redisUrl).searchParams.has("password")) {
+    else if (redisUrlHasPassword(new URL(redisUrl))) {
       // The pollers get this URL in their Deployments' plain environment, readable by anyone who may
       // read Deployments in a source's namespace.
       problem(

@@ -66,6 +66,10 @@ describe("Redis connection settings", () => {
   it("never logs a password", () => {
     expect(redactRedisUrl("redis://user:pa55@host:6379/2")).to.equal("redis://user:***@host:6379/2");
     expect(redactRedisUrl("rediss://host:6380")).to.equal("rediss://host:6380");
+    // ioredis takes a password from the query too.
+    expect(redactRedisUrl("redis://host:6379/2?password=pa55&family=6")).to.equal(
+      "redis://host:6379/2?password=***&family=6",
+    );
   });
 });
 
