@@ -15,8 +15,9 @@
  * in a `finally`, so a throwing reconcile can neither lose a key nor block it for ever.
  */
 import { ApiException } from "@kubernetes/client-node";
-import { describeError, getLogger, type Logger } from "../observability/logger.ts";
+import { getLogger, type Logger } from "../observability/logger.ts";
 import type { ControllerMetrics, ReconcileResultLabel } from "./controller-metrics.ts";
+import { describeApiError } from "./kube-call.ts";
 import { splitKey, type WorkQueue } from "./work-queue.ts";
 
 /** What a reconcile returns: nothing when done, or a delay after which to reconcile again. */
@@ -84,7 +85,7 @@ export function runWorkers(options: RunWorkersOptions): Workers {
       queue.addRateLimited(key);
       if (abort.signal.aborted) {
         result = "error";
-        log.debug("reconcile aborted", { namespace, name: objectName, error: describeError(error) });
+        log.debug("reconcile aborted", { namespace, name: objectName, error: describeApiError(error) });
       } else if (isConflict(error)) {
         result = "requeue";
         log.debug("conflict: requeued", { namespace, name: objectName });
@@ -103,7 +104,7 @@ export function runWorkers(options: RunWorkersOptions): Workers {
         log.error("reconcile failed", {
           namespace,
           name: objectName,
-          error: describeError(error),
+          error: describeApiError(error),
           retries: queue.numRequeues(key),
         });
       }

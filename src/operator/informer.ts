@@ -33,7 +33,6 @@
  */
 import {
   ADD,
-  ApiException,
   DELETE,
   ERROR,
   type KubeConfig,
@@ -46,7 +45,7 @@ import {
 import { describeError, getLogger, type Logger } from "../observability/logger.ts";
 import { Backoff } from "../util/backoff.ts";
 import type { ControllerMetrics } from "./controller-metrics.ts";
-import { withDeadline } from "./kube-call.ts";
+import { describeApiError, withDeadline } from "./kube-call.ts";
 
 /** What the list function gets: the informer's selectors (so list and watch agree) and a deadline. */
 export interface InformerListOptions {
@@ -96,30 +95,6 @@ export interface InformerOptions<T extends KubernetesObject> {
  */
 function dropManagedFields(object: KubernetesObject): void {
   if (object.metadata?.managedFields !== undefined) delete object.metadata.managedFields;
-}
-
-/**
- * A short description of a list/watch error: status and message, never a whole response. The
- * message is what tells the user what to fix ("deployments.apps is forbidden: User ... cannot list
- * ..."); client-node's typed calls put the Status in the ApiException's body as JSON text for any
- * code they do not know (403 among them), as an object otherwise.
- */
-export function describeApiError(error: unknown): string {
-  if (error instanceof ApiException) {
-    let body: unknown = error.body;
-    if (typeof body === "string") {
-      try {
-        body = JSON.parse(body);
-      } catch {
-        body = undefined;
-      }
-    }
-    const message = (body as { message?: unknown } | undefined)?.message;
-    return `HTTP ${error.code}${typeof message === "string" && message ? `: ${message}` : ""}`;
-  }
-  const status = (error as { statusCode?: unknown } | undefined)?.statusCode;
-  const cause = error instanceof Error && error.cause !== undefined ? `: ${describeError(error.cause)}` : "";
-  return `${typeof status === "number" ? `HTTP ${status} ` : ""}${describeError(error)}${cause}`;
 }
 
 export class ResilientInformer<T extends KubernetesObject> {

@@ -8,12 +8,40 @@
  * the timer, so the caller is answered on time even by a transport that ignored the signal.
  */
 import {
+  ApiException,
   type ConfigurationOptions,
   Observable,
   type ObservableMiddleware,
   type RequestContext,
   type ResponseContext,
 } from "@kubernetes/client-node";
+
+import { describeError } from "../observability/logger.ts";
+
+/**
+ * A short description of a Kubernetes API error: status and message, never a whole response
+ * (client-node's ApiException message holds the body and every header, over several lines). The
+ * message is what tells the user what to fix ("deployments.apps is forbidden: User ... cannot list
+ * ..."); client-node's typed calls put the Status in the ApiException's body as JSON text for any
+ * code they do not know (403 among them), as an object otherwise.
+ */
+export function describeApiError(error: unknown): string {
+  if (error instanceof ApiException) {
+    let body: unknown = error.body;
+    if (typeof body === "string") {
+      try {
+        body = JSON.parse(body);
+      } catch {
+        body = undefined;
+      }
+    }
+    const message = (body as { message?: unknown } | undefined)?.message;
+    return `HTTP ${error.code}${typeof message === "string" && message ? `: ${message}` : ""}`;
+  }
+  const status = (error as { statusCode?: unknown } | undefined)?.statusCode;
+  const cause = error instanceof Error && error.cause !== undefined ? `: ${describeError(error.cause)}` : "";
+  return `${typeof status === "number" ? `HTTP ${status} ` : ""}${describeError(error)}${cause}`;
+}
 
 /** The timer functions used (a fake clock's in tests). */
 export interface Timers {

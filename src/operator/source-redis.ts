@@ -7,7 +7,7 @@
  * figures from memory. `collect()` also writes back a limit that Redis no longer holds (Redis lost
  * its data): pollers that follow the limit take no task until it is there again.
  */
-import type { CoreV1Api } from "@kubernetes/client-node";
+import { ApiException, type CoreV1Api } from "@kubernetes/client-node";
 import { describeError, getLogger } from "../observability/logger.ts";
 import { RedisConnection, redisOptionsFromEnv } from "../semaphore/redis/connection.ts";
 import {
@@ -16,7 +16,7 @@ import {
   type SourceStats,
   writeLimit,
 } from "../semaphore/redis/source-state.ts";
-import { withTimeout } from "./kube-call.ts";
+import { describeApiError, withTimeout } from "./kube-call.ts";
 import type { RedisTarget, TaskFigures } from "./reconcile.ts";
 
 /** What collect() needs to know of each source. */
@@ -220,8 +220,8 @@ export class SourceRedis {
         options.password = Buffer.from(value, "base64").toString("utf8");
       } catch (error) {
         // The chart grants Secrets `get` only when asked (rbac.sourceRedisSecrets): say so.
-        const forbidden = (error as { code?: unknown } | null)?.code === 403;
-        entry.problem ??= `cannot read Secret ${namespace}/${name} for the Redis password: ${describeError(error)}${
+        const forbidden = error instanceof ApiException && error.code === 403;
+        entry.problem ??= `cannot read Secret ${namespace}/${name} for the Redis password: ${describeApiError(error)}${
           forbidden
             ? " (the operator may read Secrets only when installed with the chart value rbac.sourceRedisSecrets=true)"
             : ""

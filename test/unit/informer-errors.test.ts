@@ -6,7 +6,8 @@ import { ApiException, KubeConfig, type KubernetesObject } from "@kubernetes/cli
 import { expect } from "chai";
 import { Registry } from "prom-client";
 import { ControllerMetrics } from "../../src/operator/controller-metrics.ts";
-import { describeApiError, ResilientInformer } from "../../src/operator/informer.ts";
+import { ResilientInformer } from "../../src/operator/informer.ts";
+import { describeApiError } from "../../src/operator/kube-call.ts";
 
 describe("describeApiError", () => {
   const status = {
