@@ -3,16 +3,17 @@
 # starts (`args: ["operator"]`, `args: ["poller"]`). Build: `docker build -t sfn-operator .`
 #
 # test/unit/dockerfile.test.ts and test/integration/image.test.ts hold this file to its promises:
-# the final stage copies exactly what `npm pack` publishes plus the production node_modules, the
-# Node version equals the project's `node` devDependency, the user is numeric and not root, and the
-# files it copies start the CLI with nothing but production dependencies. `npm run lint:dockerfile`
-# runs hadolint on it.
+# the final stage copies exactly what `npm pack` publishes, the Node version equals the project's
+# `node` devDependency, the user is numeric and not root, and the files it copies start the CLI
+# with no node_modules at all. `npm run lint:dockerfile` runs hadolint on it.
 
 # The Node.js of the image, by exact version: the `node` devDependency in package-lock.json that
 # development, the tests and CI run (a unit test fails when the two differ).
 ARG NODE_VERSION=24.21.0
 
-# ---- build: compile the TypeScript with every dependency ----------------------------------------
+# ---- build: compile the TypeScript and bundle it with every dependency --------------------------
+# `npm run build` ends with scripts/bundle.ts: esbuild bundles the CLI and the libraries it uses into
+# dist/bundle (why: BENCHMARKS.md, "Memory"), so the image needs no node_modules.
 FROM node:${NODE_VERSION}-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -21,16 +22,9 @@ COPY package.json package-lock.json ./
 # version, and npm's scripts find it on the PATH.
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/bundle.ts ./scripts/
 COPY src ./src
 RUN npm run build
-
-# ---- production-dependencies: node_modules as `npm ci --omit=dev` makes it ----------------------
-# A clean stage rather than `npm prune` in the build stage: nothing of the dev tree can be left
-# behind. npm's cache stays in this stage's /root/.npm, which the final stage does not copy.
-FROM node:${NODE_VERSION}-bookworm-slim AS production-dependencies
-WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 # ---- the image ----------------------------------------------------------------------------------
 # Why distroless cc plus the `node` binary of the pinned node image, rather than
@@ -53,14 +47,13 @@ LABEL org.opencontainers.image.title="sfn-operator" \
 # The runtime: only the `node` executable (no npm, corepack or headers).
 COPY --from=build /usr/local/bin/node /usr/local/bin/node
 
-# The application: exactly the files `npm pack` publishes (package.json "files": bin, dist/src,
-# README.md; and package.json), plus the production node_modules. Owned by root and read-only for
-# the user that runs them.
+# The application: exactly the files `npm pack` publishes (package.json "files": bin, dist/bundle
+# with the bundled libraries' THIRD-PARTY-NOTICES.md, README.md; and package.json). No node_modules:
+# the bundle holds the libraries. Owned by root and read-only for the user that runs them.
 WORKDIR /app
-COPY --from=production-dependencies /app/node_modules ./node_modules
 COPY package.json README.md ./
 COPY bin ./bin
-COPY --from=build /app/dist/src ./dist/src
+COPY --from=build /app/dist/bundle ./dist/bundle
 
 # Nothing writes outside /tmp (the pods mount an emptyDir there and keep the root filesystem
 # read-only): HOME and TMPDIR point there, so that a library looking for ~/.aws or ~/.kube, or a

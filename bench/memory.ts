@@ -6,7 +6,7 @@
  *   and committed, as loaded and after a full GC; with V8's defaults and with --optimize-for-size as
  *   bin/sfn-operator.js applies it.
  * - Idle processes: the real `sfn-operator poller` (4 loops, Redis semaphore) with the flag choices
- *   below, the peer (step-function-worker, 4 loops), the bare v3 SDK loop (4 loops) and a bare Node
+ *   below and unbundled, the peer (step-function-worker, 4 loops), the bare v3 SDK loop (4 loops) and a bare Node
  *   process, all started together against their own emulator whose long polls last 60 s as AWS's do,
  *   sampled every second for the idle window.
  */
@@ -38,8 +38,12 @@ export const CASES = {
   bare: "nothing (bare Node)",
   seven: "the seven (SDK, ioredis, winston, prom-client, zod, commander, yaml)",
   sevenAxios: "the seven + axios",
-  poller: "`poller` command (dist/src/poller/run-poller.js)",
+  poller: "`poller` command, bundled (dist/bundle/run-poller.js, what runs)",
+  pollerUnbundled: "`poller` command, unbundled (dist/src/poller/run-poller.js, tsc's output)",
 } as const;
+
+/** The `poller` command's entry chunk in the bundle that bin/sfn-operator.js runs (scripts/bundle.ts). */
+const POLLER_BUNDLE = "./dist/bundle/run-poller.js";
 
 export const IMPORT_CASES: ImportCase[] = [
   { label: CASES.bare, specifiers: [] },
@@ -69,11 +73,12 @@ export const IMPORT_CASES: ImportCase[] = [
       "axios",
     ],
   },
+  { label: CASES.poller, specifiers: [POLLER_BUNDLE] },
+  { label: CASES.pollerUnbundled, specifiers: ["./dist/src/poller/run-poller.js"] },
   {
-    label: CASES.poller,
-    specifiers: ["./dist/src/poller/run-poller.js"],
+    label: "`local` command, bundled (dist/bundle/run-local.js)",
+    specifiers: ["./dist/bundle/run-local.js"],
   },
-  { label: "`local` command (dist/src/local/run-local.js)", specifiers: ["./dist/src/local/run-local.js"] },
 ];
 /** The quick run checks the machinery only. */
 const QUICK_IMPORT_LABELS = new Set(["nothing (bare Node)", "@aws-sdk/client-sfn"]);
@@ -103,6 +108,8 @@ export interface IdleVariant {
   /** What it is and how it is applied. */
   how: string;
   kind: "poller" | "peer" | "bare" | "node";
+  /** For a poller: the script node runs (bin/sfn-operator.js unless given). */
+  entry?: string;
   nodeArgs: string[];
   env: Record<string, string>;
 }
@@ -112,6 +119,14 @@ export const IDLE_VARIANTS: IdleVariant[] = [
     name: "sfn-operator poller, as shipped",
     how: "`node bin/sfn-operator.js poller`: the entry point applies --optimize-for-size",
     kind: "poller",
+    nodeArgs: [],
+    env: {},
+  },
+  {
+    name: "sfn-operator poller, unbundled",
+    how: "`node dist/bench/unbundled-cli.js poller`: as shipped, but tsc's output loading node_modules (bench/unbundled-cli.ts): what ran before the bundle",
+    kind: "poller",
+    entry: path.join(BENCH_DIST, "unbundled-cli.js"),
     nodeArgs: [],
     env: {},
   },
@@ -260,12 +275,7 @@ export async function runMemoryBench(
   for (const probeCase of plan.quick ? FLAG_PROBES.slice(0, 2) : FLAG_PROBES) {
     const samples: MemorySnapshot[] = [];
     for (let i = 0; i < plan.importRepeats; i++) {
-      const sample = await probe(
-        ["./dist/src/poller/run-poller.js"],
-        false,
-        probeCase.nodeArgs,
-        probeCase.runtimeFlags,
-      );
+      const sample = await probe([POLLER_BUNDLE], false, probeCase.nodeArgs, probeCase.runtimeFlags);
       samples.push(sample.loaded);
     }
     flagProbes.push({ ...probeCase, loaded: medianSnapshot(samples) });
@@ -379,7 +389,7 @@ function startIdle(
     .map(([key, value]) => `${key}=${value} `)
     .join("");
   if (variant.kind === "poller") {
-    const child = new Child(variant.name, [...variant.nodeArgs, BIN, "poller"], {
+    const child = new Child(variant.name, [...variant.nodeArgs, variant.entry ?? BIN, "poller"], {
       ...env,
       SFN_ACTIVITY_NAME: activityName,
       SFN_TARGET_URL: setup.targetUrl,

@@ -21,4 +21,4 @@ if (process.env.SFN_OPTIMIZE_FOR_SIZE !== "false") {
   const { setFlagsFromString } = await import("node:v8");
   setFlagsFromString("--optimize-for-size");
 }
-await import("../dist/src/main.js");
+await import("../dist/bundle/main.js");

@@ -33,6 +33,8 @@ const packageJson = JSON.parse(read("package.json")) as {
   version: string;
   license: string;
   bin: Record<string, string>;
+  files: string[];
+  scripts: Record<string, string>;
 };
 const lock = JSON.parse(read("package-lock.json")) as { packages: Record<string, { version?: string }> };
 
@@ -98,16 +100,17 @@ describe("Dockerfile", () => {
     expect(env.get("NODE_ENV")).to.equal("production");
   });
 
-  it("takes node_modules from a stage that installs production dependencies only, and no npm cache", () => {
-    const step = copySteps(image).find((s) => s.dest === "/app/node_modules");
-    expect(step, "COPY of /app/node_modules").to.not.equal(undefined);
-    expect(step?.sources).to.deep.equal(["/app/node_modules"]);
-    const deps = stageNamed(dockerfile, step?.from ?? "");
-    const runs = instructionsOf(deps, "RUN").map((r) => r.args);
-    expect(runs).to.deep.equal(["npm ci --omit=dev --ignore-scripts --no-audit --no-fund"]);
-    // Only node_modules leaves that stage: npm's cache (/root/.npm) stays behind.
-    const fromDeps = copySteps(image).filter((s) => s.from === step?.from);
-    expect(fromDeps.flatMap((s) => s.sources)).to.deep.equal(["/app/node_modules"]);
+  it("ships no node_modules: from the build stage only the bundle (and the node binary) leaves", () => {
+    const steps = copySteps(image);
+    expect(steps.map((s) => s.dest).filter((d) => d.includes("node_modules"))).to.deep.equal([]);
+    const fromBuild = steps.filter((s) => s.from !== undefined);
+    expect(fromBuild.map((s) => s.from)).to.deep.equal(["build", "build"]);
+    expect(fromBuild.flatMap((s) => s.sources)).to.deep.equal(["/usr/local/bin/node", "/app/dist/bundle"]);
+    // The build stage makes the bundle with `npm run build`, whose last step is scripts/bundle.ts.
+    const build = stageNamed(dockerfile, "build");
+    expect(instructionsOf(build, "RUN").map((r) => r.args)).to.include("npm run build");
+    expect(packageJson.scripts.build).to.match(/node scripts\/bundle\.ts$/);
+    expect(packageJson.files).to.include("dist/bundle");
   });
 
   it("carries the OCI labels, with the package's version and license", () => {
@@ -145,6 +148,7 @@ describe("Dockerfile", () => {
       ".git/HEAD",
       "node_modules/commander/package.json",
       "dist/src/main.js",
+      "dist/bundle/main.js",
       ".cluster/anything",
       "docs/x.md",
       "BENCHMARKS.md",

@@ -1,0 +1,126 @@
+/**
+ * Part of `npm run build`: bundles the CLI (src/main.ts and what it imports, the libraries included)
+ * with esbuild into dist/bundle/, which bin/sfn-operator.js runs and the image ships instead of
+ * node_modules. Why: every poller pod and the operator load the same libraries, and Node keeps the
+ * source text of every loaded module in the heap and reads each file through its module loader;
+ * one bundle without comments or whitespace, and without the code nobody imports, takes megabytes
+ * off every process (BENCHMARKS.md, "Memory"). The libraries are unchanged: esbuild only
+ * concatenates and minifies them.
+ *
+ * - ESM with code splitting: each command (`poller`, `operator`, ...) loads only its own chunks,
+ *   and what main.ts imports lazily (axios on the first task) stays out of memory until then.
+ * - Whitespace and syntax minified, identifiers kept: stack traces and `error.name` keep their
+ *   names (mangling them saved no measurable memory). Source maps are written beside the chunks;
+ *   `NODE_OPTIONS=--enable-source-maps` maps stack traces back to src/ and node_modules/.
+ * - The bundled packages' licenses are collected into dist/bundle/THIRD-PARTY-NOTICES.md, which the
+ *   image ships with the bundle (their licenses ask for their notices to travel with copies).
+ *
+ * Run directly by Node's type stripping (`node scripts/bundle.ts`), after tsc.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { rm, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { build, type Metafile } from "esbuild";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const BUNDLE_DIR = path.join(ROOT, "dist/bundle");
+
+/** The entry points: main.ts, and the commands it imports lazily, under names that do not change. */
+const ENTRY_POINTS = {
+  main: "src/main.ts",
+  "run-poller": "src/poller/run-poller.ts",
+  "run-local": "src/local/run-local.ts",
+  "run-operator": "src/operator/run-operator.ts",
+};
+
+// CommonJS libraries in an ES module: esbuild turns their `require("node:…")` calls into a helper that
+// throws unless a `require` is in scope, and a few read `__dirname` (ioredis, for its friendly error
+// stacks). Every chunk gets the three, as Node gives them to a CommonJS module (they point into
+// dist/bundle).
+const COMMONJS_SHIM = [
+  'import { createRequire as __sfnCreateRequire } from "node:module";',
+  'import { fileURLToPath as __sfnFileURLToPath } from "node:url";',
+  "const require = __sfnCreateRequire(import.meta.url);",
+  "const __filename = __sfnFileURLToPath(import.meta.url);",
+  'const __dirname = __sfnFileURLToPath(new URL(".", import.meta.url));',
+].join(" ");
+
+async function bundle(): Promise<void> {
+  await rm(BUNDLE_DIR, { recursive: true, force: true });
+  const result = await build({
+    absWorkingDir: ROOT,
+    entryPoints: ENTRY_POINTS,
+    outdir: BUNDLE_DIR,
+    bundle: true,
+    splitting: true,
+    format: "esm",
+    platform: "node",
+    target: "node22.19",
+    minifyWhitespace: true,
+    minifySyntax: true,
+    sourcemap: "linked",
+    sourcesContent: false,
+    legalComments: "none",
+    banner: { js: COMMONJS_SHIM },
+    metafile: true,
+    logLevel: "warning",
+  });
+  await writeFile(path.join(BUNDLE_DIR, "THIRD-PARTY-NOTICES.md"), thirdPartyNotices(result.metafile));
+}
+
+interface BundledPackage {
+  name: string;
+  version: string;
+  license: string;
+  licenseText: string | undefined;
+}
+
+/** The packages whose files are in the bundle, from esbuild's metafile, with their license texts. */
+function bundledPackages(metafile: Metafile): BundledPackage[] {
+  const roots = new Set<string>();
+  for (const input of Object.keys(metafile.inputs)) {
+    // The package's folder is the last node_modules/<name> or node_modules/@scope/<name> of the path.
+    const match = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(input);
+    if (match?.[1]) roots.add(match[1]);
+  }
+  const packages = [...roots].map((root): BundledPackage => {
+    const folder = path.join(ROOT, root);
+    const manifest = JSON.parse(readFileSync(path.join(folder, "package.json"), "utf8")) as {
+      name: string;
+      version: string;
+      license?: string;
+    };
+    const licenseFile = readdirSync(folder).find((file) => /^(licen[cs]e|copying)(\.|-|$)/i.test(file));
+    return {
+      name: manifest.name,
+      version: manifest.version,
+      license: manifest.license ?? "(not stated in package.json)",
+      licenseText: licenseFile ? readFileSync(path.join(folder, licenseFile), "utf8").trim() : undefined,
+    };
+  });
+  return packages.sort((a, b) => a.name.localeCompare(b.name) || a.version.localeCompare(b.version));
+}
+
+function thirdPartyNotices(metafile: Metafile): string {
+  const sections = bundledPackages(metafile).map((pkg) =>
+    [
+      `## ${pkg.name} ${pkg.version}`,
+      "",
+      `License: ${pkg.license}`,
+      "",
+      pkg.licenseText === undefined
+        ? "(The package ships no license file; its package.json states the license above.)"
+        : ["```text", pkg.licenseText, "```"].join("\n"),
+    ].join("\n"),
+  );
+  return [
+    "# Third-party notices",
+    "",
+    "sfn-operator's bundle (dist/bundle) contains code of the packages below, under their licenses.",
+    "",
+    ...sections.flatMap((section) => [section, ""]),
+  ].join("\n");
+}
+
+await bundle();
