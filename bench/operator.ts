@@ -60,6 +60,8 @@ import { type Percentiles, percentiles } from "./semaphore.ts";
 
 export interface OperatorPlan {
   sources: number;
+  /** SFN_WORKERS of the operator, when not its documented default. */
+  workers?: number;
   /** Spec changes, one after the other, each on another source (round robin). */
   changes: number;
   /** The idle window. */
@@ -530,7 +532,11 @@ export async function runOperatorBench(
     const defaults = Object.fromEntries(
       DEFAULTED.map((env) => [env, OPERATOR_SETTINGS.find((setting) => setting.env === env)?.default ?? ""]),
     );
-    const env = { ...fixture.env(defaults), SFN_LOG_LEVEL: "info" };
+    const env = {
+      ...fixture.env(defaults),
+      SFN_LOG_LEVEL: "info",
+      ...(plan.workers !== undefined && { SFN_WORKERS: String(plan.workers) }),
+    };
     // The process's CPU and writes count from zero.
     const started: Mark = { wallMs: Date.now(), cpuMs: 0, writes: {} };
     operator = await fixture.startOperator({ env });

@@ -167,7 +167,7 @@ export function renderOperator(
   push(
     "## Operator: sources applied at once, spec changes, idle",
     "",
-    "Command: `npm run bench` (this section alone: `npm run bench -- --only operator`, printed instead of written here; `--operator-sources <n>` for another number of sources). Source: bench/operator.ts, on the cluster harness of the tests (test/support/cluster.ts, test/support/operator.ts).",
+    "Command: `npm run bench` (this section alone: `npm run bench -- --only operator`, printed instead of written here; `--operator-sources <n>` for another number of sources, `--operator-workers <n>` for another SFN_WORKERS). Source: bench/operator.ts, on the cluster harness of the tests (test/support/cluster.ts, test/support/operator.ts).",
     "",
   );
   if (operator.skipped) {
@@ -197,7 +197,7 @@ export function renderOperator(
           ]
         : []),
     `**Setup.** A control plane started for the benchmark alone (${sec(run.clusterStartS)}): etcd ${v.ETCD_VERSION ?? "?"}, kube-apiserver, kube-controller-manager and kube-scheduler ${v.KUBE_VERSION ?? "?"} (the harness's flags, and a client rate limit of ${s.controllerQps} requests/s, burst ${2 * s.controllerQps}, for the controller-manager and the scheduler: with their defaults of 20 and 50 requests/s they took 96 s to bring up the pods of 400 Deployments created at once, without any operator, against 9 s at 300/s, measured once on this machine when the benchmark was written; the burst would measure them, not the operator), and kwok ${v.KWOK_VERSION ?? "?"} with one fake Node that takes ${Math.max(110, s.sources + 50)} pods and makes them Running and Ready. ` +
-      `The operator is the real CLI, \`${env} ${run.command}\`, with the token of a ServiceAccount bound to exactly the rules of src/operator/rbac.ts, leader election on, and every timing at its documented default (status from Redis every ${run.env.SFN_STATUS_INTERVAL}, relist every ${run.env.SFN_RESYNC_PERIOD}, ${run.env.SFN_WORKERS} workers, Lease renewed every ${run.env.SFN_RETRY_PERIOD}). ` +
+      `The operator is the real CLI, \`${env} ${run.command}\`, with the token of a ServiceAccount bound to exactly the rules of src/operator/rbac.ts, leader election on, and every timing at its documented default (status from Redis every ${run.env.SFN_STATUS_INTERVAL}, relist every ${run.env.SFN_RESYNC_PERIOD}, ${run.env.SFN_WORKERS} workers${s.workers === undefined ? "" : " (set by --operator-workers)"}, Lease renewed every ${run.env.SFN_RETRY_PERIOD}). ` +
       "CreateActivity goes to the emulator (in the benchmark's process), the semaphores' limits to a redis-server on loopback. " +
       `Every source is \`{activityName: bench-NNNN, target: {service: target, path: /task}}\` in one namespace with that one Service, every other field at its default: one poller each. All of it shares the machine's CPUs: the API server, etcd, the controllers and kwok work as hard as the operator in the burst.`,
     "",

@@ -7,8 +7,9 @@
  *                                               (no speed asserted); report to a temp file
  *   node dist/bench/run.js --only semaphore     some parts (semaphore, dispatch, memory, peer, operator;
  *                                               comma-separated); report to a temp file
- *   node dist/bench/run.js --only operator --operator-sources 100
+ *   node dist/bench/run.js --only operator --operator-sources 100 --operator-workers 16
  *                                               the operator benchmark with another number of sources
+ *                                               or of workers (SFN_WORKERS; else its default)
  *   node dist/bench/run.js --out <file>         write the report there instead
  *
  * The operator part starts a control plane of its own from the binaries of test/cluster/build.sh
@@ -38,6 +39,7 @@ const { values } = parseArgs({
     only: { type: "string" },
     out: { type: "string" },
     "operator-sources": { type: "string" },
+    "operator-workers": { type: "string" },
   },
 });
 const quick = values.quick ?? false;
@@ -139,9 +141,16 @@ if (operatorSources !== undefined && !(Number.isInteger(operatorSources) && oper
   process.stderr.write("--operator-sources takes a positive integer\n");
   process.exit(2);
 }
+const operatorWorkers =
+  values["operator-workers"] === undefined ? undefined : Number(values["operator-workers"]);
+if (operatorWorkers !== undefined && !(Number.isInteger(operatorWorkers) && operatorWorkers > 0)) {
+  process.stderr.write("--operator-workers takes a positive integer\n");
+  process.exit(2);
+}
 const OPERATOR: OperatorPlan = {
   // The quick run (CI) checks the machinery in well under a minute, control plane start included.
   sources: operatorSources ?? (quick ? 20 : 500),
+  ...(operatorWorkers !== undefined && { workers: operatorWorkers }),
   changes: quick ? 5 : 50,
   idleMs: quick ? 20_000 : 60_000,
   settleMs: quick ? 2_000 : 10_000,

@@ -64,7 +64,7 @@ describe("operator settings", () => {
         logLevel: "info",
       },
       redisUrl: "redis://redis.sfn-system:6379",
-      workers: 4,
+      workers: 8,
       resyncPeriodMs: 300_000,
       statusIntervalMs: 5_000,
       apiTimeoutMs: 30_000,
