@@ -9,6 +9,8 @@
  *
  * - ESM with code splitting: each command (`poller`, `operator`, ...) loads only its own chunks,
  *   and what main.ts imports lazily (axios on the first task) stays out of memory until then.
+ * - ES-module builds of the libraries where they have them, and `node:http` through `require`: see
+ *   mainFields and httpThroughRequire below (test/integration/bundle.test.ts keeps both).
  * - Whitespace and syntax minified, identifiers kept: stack traces and `error.name` keep their
  *   names (mangling them saved no measurable memory). Source maps are written beside the chunks;
  *   `NODE_OPTIONS=--enable-source-maps` maps stack traces back to src/ and node_modules/.
@@ -21,7 +23,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { build, type Metafile } from "esbuild";
+import { build, type Metafile, type Plugin } from "esbuild";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const BUNDLE_DIR = path.join(ROOT, "dist/bundle");
@@ -46,6 +48,30 @@ const COMMONJS_SHIM = [
   'const __dirname = __sfnFileURLToPath(new URL(".", import.meta.url));',
 ].join(" ");
 
+/**
+ * `node:http` through CommonJS `require`, for every module of the bundle that imports it as an ES
+ * module (our code, client-node, agent-base...). Node's ES-module facade of a built-in reads every
+ * export when it is first imported, and `http`'s WebSocket, CloseEvent and MessageEvent are lazy
+ * getters that load Node's whole fetch implementation (undici, with http2) on first read: about
+ * 8 MiB more in every process that never uses them. `require` returns the module object without
+ * reading them, and esbuild's import of a CommonJS module copies getters, not values.
+ * test/integration/bundle.test.ts fails when a command's modules load undici again.
+ */
+const httpThroughRequire: Plugin = {
+  name: "node-http-through-require",
+  setup(build) {
+    build.onResolve({ filter: /^(node:)?http$/ }, (args) =>
+      args.namespace === "http-through-require"
+        ? undefined
+        : { path: "node:http", namespace: "http-through-require" },
+    );
+    build.onLoad({ filter: /.*/, namespace: "http-through-require" }, () => ({
+      contents: 'module.exports = require("node:http");',
+      loader: "js",
+    }));
+  },
+};
+
 async function bundle(): Promise<void> {
   await rm(BUNDLE_DIR, { recursive: true, force: true });
   const result = await build({
@@ -57,6 +83,10 @@ async function bundle(): Promise<void> {
     format: "esm",
     platform: "node",
     target: "node22.19",
+    // A package's ES-module build first where it has one (package.json "module"): esbuild can leave
+    // out what nobody imports only from ES modules. The SDK's HTTP handler package is the case that
+    // matters: its CommonJS build is one file that requires http2 for a handler we do not use.
+    mainFields: ["module", "main"],
     minifyWhitespace: true,
     minifySyntax: true,
     sourcemap: "linked",
@@ -64,6 +94,7 @@ async function bundle(): Promise<void> {
     legalComments: "none",
     banner: { js: COMMONJS_SHIM },
     metafile: true,
+    plugins: [httpThroughRequire],
     logLevel: "warning",
   });
   await writeFile(path.join(BUNDLE_DIR, "THIRD-PARTY-NOTICES.md"), thirdPartyNotices(result.metafile));
