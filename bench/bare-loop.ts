@@ -4,8 +4,8 @@
  * `@aws-sdk/client-sfn` and `node:http` alone: no semaphore, no metrics, no heartbeats, no outcome
  * rules, no logging, one SDK client.
  *
- * `node dist/bench/bare-loop.js <activityName> <targetUrl> <loops>` with the AWS_* variables pointing
- * at the emulator; prints `ready <arn>` once the activity is resolved, and on SIGTERM finishes the
+ * `node dist/bench/bare-loop.js <activityName> <targetUrl> <loops> [axios]` with the AWS_* variables
+ * pointing at the emulator (`axios`: the target through axios, as sfn-operator calls it); prints `ready <arn>` once the activity is resolved, and on SIGTERM finishes the
  * tasks it holds, prints `done {"tasks":n,"errors":n}` and exits.
  */
 import http from "node:http";
@@ -16,9 +16,9 @@ import {
   SFNClient,
 } from "@aws-sdk/client-sfn";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
-import { targetPoster } from "./target-client.ts";
+import { axiosTargetPoster, targetPoster } from "./target-client.ts";
 
-const [activityName, targetUrl, loopsText] = process.argv.slice(2);
+const [activityName, targetUrl, loopsText, targetClient] = process.argv.slice(2);
 const loops = Number(loopsText);
 if (!activityName || !targetUrl || !Number.isInteger(loops) || loops < 1) {
   process.stderr.write("usage: bare-loop <activityName> <targetUrl> <loops>\n");
@@ -33,7 +33,8 @@ const client = new SFNClient({
     httpAgent: new http.Agent({ keepAlive: true, maxSockets: 2 * loops }),
   }),
 });
-const post = targetPoster(targetUrl, loops);
+const post =
+  targetClient === "axios" ? await axiosTargetPoster(targetUrl, loops) : targetPoster(targetUrl, loops);
 
 let stopping = false;
 let tasks = 0;

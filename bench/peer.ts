@@ -26,7 +26,8 @@ export type PeerVariant =
   | "sfn-operator-lite-mode"
   | "sfn-operator-jitless"
   | "peer"
-  | "bare";
+  | "bare"
+  | "bare-axios";
 
 export const PEER_VARIANT_NAMES: Record<PeerVariant, string> = {
   "sfn-operator": "`sfn-operator local`, as shipped",
@@ -38,6 +39,7 @@ export const PEER_VARIANT_NAMES: Record<PeerVariant, string> = {
     "`sfn-operator local`, V8 defaults + `NODE_OPTIONS=--max-semi-space-size=2` (`SFN_OPTIMIZE_FOR_SIZE=false`)",
   peer: "step-function-worker 2.1.0",
   bare: "bare v3 SDK loop",
+  "bare-axios": "bare v3 SDK loop, target through axios",
 };
 
 export interface PeerPlan {
@@ -240,7 +242,7 @@ export async function runPeerBench(
       if (exits[i]?.code !== 0)
         problems.push(`${c.child.name} exited with ${exits[i]?.code ?? exits[i]?.signal}`);
       const done = /^done (\{.*\})$/m.exec(c.child.stdout);
-      if ((c.variant === "peer" || c.variant === "bare") && !done)
+      if ((c.variant === "peer" || c.variant === "bare" || c.variant === "bare-axios") && !done)
         problems.push(`${c.child.name} printed no summary`);
       if (done && (JSON.parse(done[1] as string) as { errors: number }).errors > 0)
         problems.push(`${c.child.name}: ${done[1]}`);
@@ -410,11 +412,17 @@ async function startContestant(
   let activityArn: string;
   let sourcesFile: string | undefined;
   let metricsUrl: string | undefined;
-  if (variant === "peer" || variant === "bare") {
+  if (variant === "peer" || variant === "bare" || variant === "bare-axios") {
     const script = variant === "peer" ? "peer-worker.js" : "bare-loop.js";
     child = new Child(
       `${variant} (${phase})`,
-      [path.join(BENCH_DIST, script), activityName, `${setup.targetUrl}/task`, String(concurrency)],
+      [
+        path.join(BENCH_DIST, script),
+        activityName,
+        `${setup.targetUrl}/task`,
+        String(concurrency),
+        ...(variant === "bare-axios" ? ["axios"] : []),
+      ],
       env,
     );
     activityArn = (await child.waitFor(/^ready (\S+)/m))[1] as string;

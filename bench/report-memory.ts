@@ -105,8 +105,13 @@ export interface PeerVerdicts {
   ours: PeerFigures | undefined;
   peer: PeerFigures | undefined;
   rssMet: boolean;
-  /** Our CPU per task at the instant target over the bare loop's (median of cycles' ratios). */
+  /**
+   * Our CPU per task at the instant target over the bare loop's on the same HTTP client (the one
+   * whose target call goes through axios, as ours does; the node:http one when that did not run):
+   * median of the cycles' ratios.
+   */
   cpuRatio: number;
+  cpuBase: PeerVariant;
   cpuMet: boolean;
 }
 
@@ -117,7 +122,8 @@ export function peerVerdicts(peer: PeerReport): PeerVerdicts {
   const find = (variant: PeerVariant, delayMs: number) =>
     figures.find((f) => f.variant === variant && f.delayMs === delayMs);
   const slowTargetRatio = cycleRatio(peer.run.slices, "sfn-operator", "peer", slow, "tasksPerSecond");
-  const cpuRatio = cycleRatio(peer.run.slices, "sfn-operator", "bare", fast, "cpuMsPerTask");
+  const cpuBase: PeerVariant = peer.settings.variants.includes("bare-axios") ? "bare-axios" : "bare";
+  const cpuRatio = cycleRatio(peer.run.slices, "sfn-operator", cpuBase, fast, "cpuMsPerTask");
   const ours = find("sfn-operator", fast);
   const other = find("peer", fast);
   return {
@@ -127,6 +133,7 @@ export function peerVerdicts(peer: PeerReport): PeerVerdicts {
     peer: other,
     rssMet: ours !== undefined && other !== undefined && ours.peakRss <= other.peakRss,
     cpuRatio,
+    cpuBase,
     cpuMet: cpuRatio <= MEMORY_TARGETS.cpuOfBare,
   };
 }
@@ -159,7 +166,7 @@ export function memorySummaryRows(memory: MemoryReport | undefined, peer: PeerRe
     rows.push(
       `| tasks/s at a ${slow} ms target, concurrency ${peer.settings.concurrency} | ${int(f("sfn-operator", slow)?.tasksPerSecond ?? Number.NaN)} (${v.slowTargetRatio.toFixed(3)} of the peer's: median of the cycles' ratios) | ${int(f("peer", slow)?.tasksPerSecond ?? Number.NaN)} (step-function-worker) | at least the peer's | ${yes(v.slowTargetMet)} |`,
       `| peak RSS busy, concurrency ${peer.settings.concurrency} | ${mib(v.ours?.peakRss)} | ${mib(v.peer?.peakRss)} (step-function-worker) | at most the peer's | ${yes(v.rssMet)} |`,
-      `| CPU per task at a ${fast} ms target | ${(f("sfn-operator", fast)?.cpuMsPerTask ?? Number.NaN).toFixed(3)} ms (${v.cpuRatio.toFixed(2)} of the bare loop's: median of the cycles' ratios) | ${(f("bare", fast)?.cpuMsPerTask ?? Number.NaN).toFixed(3)} ms (bare v3 SDK loop); ${(f("peer", fast)?.cpuMsPerTask ?? Number.NaN).toFixed(3)} ms (step-function-worker) | at most ${MEMORY_TARGETS.cpuOfBare}x the bare v3 loop's | ${yes(v.cpuMet)} |`,
+      `| CPU per task at a ${fast} ms target | ${(f("sfn-operator", fast)?.cpuMsPerTask ?? Number.NaN).toFixed(3)} ms (${v.cpuRatio.toFixed(2)} of the ${PEER_VARIANT_NAMES[v.cpuBase]}'s: median of the cycles' ratios) | ${f("bare-axios", fast) ? `${(f("bare-axios", fast)?.cpuMsPerTask ?? Number.NaN).toFixed(3)} ms (bare v3 SDK loop, target through axios); ` : ""}${(f("bare", fast)?.cpuMsPerTask ?? Number.NaN).toFixed(3)} ms (bare v3 SDK loop, target through node:http); ${(f("peer", fast)?.cpuMsPerTask ?? Number.NaN).toFixed(3)} ms (step-function-worker) | at most ${MEMORY_TARGETS.cpuOfBare}x the bare v3 loop's on the same HTTP client | ${yes(v.cpuMet)} |`,
     );
     for (const r of peer.run.resilience) {
       rows.push(

@@ -102,7 +102,7 @@ const MEMORY = {
 const PEER: PeerPlan = {
   concurrency: 10,
   variants: quick
-    ? ["sfn-operator", "peer", "bare"]
+    ? ["sfn-operator", "peer", "bare", "bare-axios"]
     : [
         "sfn-operator",
         "sfn-operator-v8-defaults",
@@ -111,6 +111,7 @@ const PEER: PeerPlan = {
         "sfn-operator-jitless",
         "peer",
         "bare",
+        "bare-axios",
       ],
   // The quick run checks the machinery with the instant target only.
   delaysMs: quick ? [0] : [0, 20],
