@@ -52,6 +52,11 @@ export interface PollerDefaults {
   redisCaSecret?: SecretKeyReference;
   /** SFN_REDIS_CLUSTER, SFN_REDIS_SENTINELS, SFN_REDIS_SENTINEL_MASTER, SFN_REDIS_LEASE_TTL, passed on. */
   redisEnv: Readonly<Record<string, string>>;
+  /**
+   * The operator's own HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY (either case), passed on so
+   * that pollers behind the same egress proxy reach AWS (SFN_POLLER_PROXY=inherit); empty with none.
+   */
+  proxyEnv: Readonly<Record<string, string>>;
   logLevel: string;
 }
 
@@ -171,6 +176,13 @@ export const OPERATOR_SETTINGS: readonly OperatorSettingDoc[] = [
     default: "info",
   },
   {
+    env: "SFN_POLLER_PROXY",
+    flag: "--poller-proxy",
+    description:
+      "`inherit`: the pollers get this process's HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY (either case), so they reach AWS through the same proxy; `none`: they get none. With inherit, a proxy URL with credentials is refused (the Deployments would hold it in plain text).",
+    default: "inherit",
+  },
+  {
     env: "SFN_LEADER_ELECT",
     flag: "--leader-elect",
     description: "Elect a leader through a Lease (true/false); needed when more than one replica runs.",
@@ -238,6 +250,10 @@ const PASSED_REDIS_VARIABLES = [
   "SFN_REDIS_SENTINEL_MASTER",
   "SFN_REDIS_LEASE_TTL",
 ] as const;
+
+/** The proxy variables Node's libraries read (lower case first, as curl and proxy-from-env do). */
+const PROXY_VARIABLES = ["https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"];
+const NO_PROXY_VARIABLES = ["no_proxy", "NO_PROXY"];
 
 const SERVICE_ACCOUNT_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
@@ -421,6 +437,28 @@ export function operatorSettingsFrom(
     );
   }
 
+  const proxyMode = read("SFN_POLLER_PROXY") ?? "inherit";
+  const proxyEnv: Record<string, string> = {};
+  if (proxyMode !== "inherit" && proxyMode !== "none") {
+    problem("SFN_POLLER_PROXY", `must be inherit or none, got ${describeValue(proxyMode)}`);
+  } else if (proxyMode === "inherit") {
+    for (const variable of [...PROXY_VARIABLES, ...NO_PROXY_VARIABLES]) {
+      const value = env[variable]?.trim();
+      if (!value) continue;
+      if (PROXY_VARIABLES.includes(variable) && proxyHasCredentials(value)) {
+        // The poller Deployments' environment is readable by whoever may read Deployments in a
+        // source's namespace: a proxy password must not go there.
+        problem(
+          "SFN_POLLER_PROXY",
+          `is inherit, and ${variable} holds credentials, which the poller Deployments would get in plain text: use a proxy that needs none for the pollers, or set ${labelOf("SFN_POLLER_PROXY")} to none`,
+        );
+        continue;
+      }
+      proxyEnv[variable] = value;
+    }
+    if (PROXY_VARIABLES.some((variable) => proxyEnv[variable] !== undefined)) exemptServices(proxyEnv);
+  }
+
   const leaseName = read("SFN_LEASE_NAME") ?? "sfn-operator";
   if (!DNS_SUBDOMAIN.test(leaseName))
     problem("SFN_LEASE_NAME", `must be a Lease name, got ${describeValue(leaseName)}`);
@@ -463,6 +501,7 @@ export function operatorSettingsFrom(
       ...(redisPasswordSecret !== undefined && { redisPasswordSecret }),
       ...(redisCaSecret !== undefined && { redisCaSecret }),
       redisEnv,
+      proxyEnv,
       logLevel,
     },
     redisUrl: redisUrl ?? "",
@@ -514,4 +553,29 @@ export function resourcesFromJson(text: string): V1ResourceRequirements | string
     result[section] = checked;
   }
   return result;
+}
+
+/** Whether a proxy variable's URL (a scheme is optional, as for curl) carries a user or password. */
+function proxyHasCredentials(value: string): boolean {
+  try {
+    const url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`);
+    return url.username !== "" || url.password !== "";
+  } catch {
+    // Not a URL: the pollers' own check names it; it cannot hold a password we could tell apart.
+    return value.includes("@");
+  }
+}
+
+/**
+ * The pollers call their targets at `http://<service>.<namespace>.svc:<port>`: in-cluster Services,
+ * which an egress proxy cannot reach (or should not see). With a proxy passed on, their NO_PROXY
+ * (each case the operator has, else NO_PROXY) gets `.svc` unless it already exempts it.
+ */
+function exemptServices(proxyEnv: Record<string, string>): void {
+  const present = NO_PROXY_VARIABLES.filter((variable) => proxyEnv[variable] !== undefined);
+  for (const variable of present.length > 0 ? present : ["NO_PROXY"]) {
+    const entries = (proxyEnv[variable] ?? "").split(/[\s,]+/).filter(Boolean);
+    if (entries.some((entry) => entry === "*" || entry === ".svc" || entry === "*.svc")) continue;
+    proxyEnv[variable] = [...entries, ".svc"].join(",");
+  }
 }

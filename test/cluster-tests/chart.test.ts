@@ -825,6 +825,9 @@ describe("the Helm chart (charts/sfn-operator)", () => {
       // The key defaults to redis.tls.caSecret's.
       expect(settings?.poller.redisCaSecret).to.deep.equal({ name: "team-redis-ca", key: "ca.pem" });
       expect(settings?.poller.redisEnv).to.deep.equal({ SFN_REDIS_LEASE_TTL: "30s" });
+      // pollers.proxy none: the operator's HTTPS_PROXY (extraEnv) stays its own.
+      expect(env.SFN_POLLER_PROXY).to.equal("none");
+      expect(settings?.poller.proxyEnv).to.deep.equal({});
       expect(env).to.include({
         AWS_REGION: "eu-west-1",
         AWS_ENDPOINT_URL_SFN: "https://states.eu-west-1.amazonaws.com",

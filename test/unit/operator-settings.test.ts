@@ -61,6 +61,7 @@ describe("operator settings", () => {
         resources: { requests: { cpu: "50m", memory: "96Mi" }, limits: { memory: "256Mi" } },
         redisUrl: "redis://redis.sfn-system:6379",
         redisEnv: {},
+        proxyEnv: {},
         logLevel: "info",
       },
       redisUrl: "redis://redis.sfn-system:6379",
@@ -83,6 +84,7 @@ describe("operator settings", () => {
         SFN_POLLER_IMAGE_PULL_POLICY: "Always",
         SFN_POLLER_AWS_ENDPOINT_URL: "http://sfn-emulator.test:8083",
         SFN_POLLER_LOG_LEVEL: "debug",
+        SFN_POLLER_PROXY: "none",
         SFN_LEADER_ELECT: "false",
         SFN_LEASE_NAME: "sfn-operator-b",
         SFN_LEASE_DURATION: "30s",
@@ -93,7 +95,13 @@ describe("operator settings", () => {
         SFN_STATUS_INTERVAL: "2s",
         SFN_API_TIMEOUT: "1m",
       },
-      { ...ENV, SFN_REDIS_LEASE_TTL: "20s", SFN_REDIS_CLUSTER: "true", SFN_REDIS_PASSWORD: "not-passed-on" },
+      {
+        ...ENV,
+        SFN_REDIS_LEASE_TTL: "20s",
+        SFN_REDIS_CLUSTER: "true",
+        SFN_REDIS_PASSWORD: "not-passed-on",
+        HTTPS_PROXY: "http://proxy.corp:3128",
+      },
     );
     expect(settings.namespace).to.equal("operators");
     expect(settings.watchNamespaces).to.deep.equal(["team-a", "team-b"]);
@@ -116,6 +124,8 @@ describe("operator settings", () => {
       redisPasswordSecret: { name: "redis-auth", key: "password" },
       // The operator's password is never passed on as a value: pollers get it from the Secret.
       redisEnv: { SFN_REDIS_CLUSTER: "true", SFN_REDIS_LEASE_TTL: "20s" },
+      // SFN_POLLER_PROXY=none: the operator's proxy stays its own.
+      proxyEnv: {},
       logLevel: "debug",
     });
     expect(JSON.stringify(settings)).to.not.contain("not-passed-on");
@@ -191,6 +201,7 @@ describe("operator settings", () => {
         SFN_POLLER_IMAGE_PULL_POLICY: "always",
         SFN_POLLER_AWS_ENDPOINT_URL: "sfn-emulator:8083",
         SFN_POLLER_LOG_LEVEL: "verbose",
+        SFN_POLLER_PROXY: "sometimes",
         SFN_LEADER_ELECT: "yes",
         SFN_LEASE_NAME: "Lease!",
         SFN_LEASE_DURATION: "15",
@@ -217,6 +228,7 @@ describe("operator settings", () => {
       "SFN_POLLER_IMAGE_PULL_POLICY",
       "SFN_POLLER_AWS_ENDPOINT_URL",
       "SFN_POLLER_LOG_LEVEL",
+      "SFN_POLLER_PROXY",
       "SFN_LEADER_ELECT",
       "SFN_LEASE_NAME",
       "SFN_LEASE_DURATION",
@@ -420,6 +432,70 @@ describe("operator settings", () => {
         expect(problems).to.deep.equal([`SFN_POLLER_RESOURCES: ${parsed as string}`]);
       });
     }
+  });
+
+  describe("the proxy passed on to the pollers", () => {
+    const proxyOf = (env: NodeJS.ProcessEnv, values: Record<string, string> = {}) =>
+      settingsOf(values, { ...ENV, ...env }).poller.proxyEnv;
+
+    it("passes nothing when the operator has no proxy", () => {
+      expect(proxyOf({})).to.deep.equal({});
+      // NO_PROXY alone changes nothing for the pollers: no proxy, nothing to exempt.
+      expect(proxyOf({ NO_PROXY: "10.0.0.0/8" })).to.deep.equal({ NO_PROXY: "10.0.0.0/8" });
+    });
+
+    it("passes the operator's proxy variables in either case, and exempts the target Services", () => {
+      expect(
+        proxyOf({
+          HTTPS_PROXY: " http://proxy.corp:3128 ",
+          http_proxy: "proxy.corp:3128",
+          NO_PROXY: "10.0.0.0/8",
+        }),
+      ).to.deep.equal({
+        HTTPS_PROXY: "http://proxy.corp:3128",
+        http_proxy: "proxy.corp:3128",
+        NO_PROXY: "10.0.0.0/8,.svc",
+      });
+      // Without NO_PROXY the pollers get one: their targets are http://<service>.<namespace>.svc.
+      expect(proxyOf({ ALL_PROXY: "http://proxy.corp:3128" })).to.deep.equal({
+        ALL_PROXY: "http://proxy.corp:3128",
+        NO_PROXY: ".svc",
+      });
+      // Each case the operator has gets it (proxy-from-env reads the lower case first).
+      expect(
+        proxyOf({ HTTPS_PROXY: "http://p:1", no_proxy: "a.example", NO_PROXY: "b.example" }),
+      ).to.deep.equal({
+        HTTPS_PROXY: "http://p:1",
+        no_proxy: "a.example,.svc",
+        NO_PROXY: "b.example,.svc",
+      });
+      // Already exempted: left as it is.
+      for (const noProxy of [".svc", "*.svc", "localhost, .svc", "*"]) {
+        expect(proxyOf({ HTTPS_PROXY: "http://p:1", NO_PROXY: noProxy }).NO_PROXY, noProxy).to.equal(noProxy);
+      }
+    });
+
+    it("passes nothing with SFN_POLLER_PROXY=none", () => {
+      expect(proxyOf({ HTTPS_PROXY: "http://proxy.corp:3128" }, { SFN_POLLER_PROXY: "none" })).to.deep.equal(
+        {},
+      );
+    });
+
+    it("refuses a proxy with credentials rather than put them in the Deployments' plain text", () => {
+      for (const proxy of [
+        "http://user:pa55@proxy.corp:3128",
+        "user:pa55@proxy.corp:3128",
+        "http://token@proxy.corp",
+      ]) {
+        const problems = problemsOf({ ...REQUIRED }, { ...ENV, HTTPS_PROXY: proxy });
+        expect(problems, proxy).to.have.length(1);
+        expect(problems[0]).to.match(/^SFN_POLLER_PROXY: is inherit, and HTTPS_PROXY holds credentials/);
+        expect(problems[0]).to.contain("none");
+        expect(problems[0], "the message never repeats the password").to.not.contain("pa55");
+      }
+      // With none, the operator may use it for itself.
+      expect(proxyOf({ HTTPS_PROXY: "http://u:p@proxy:1" }, { SFN_POLLER_PROXY: "none" })).to.deep.equal({});
+    });
   });
 
   describe("other settings", () => {

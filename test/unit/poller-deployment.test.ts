@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { V1Container, V1Deployment, V1EnvVar, V1PodTemplateSpec } from "@kubernetes/client-node";
 import { expect } from "chai";
+import { getProxyForUrl } from "proxy-from-env";
 import type { PollerSpec } from "../../src/operator/poller-deployment.ts";
 import {
   APPLIED_HASH_ANNOTATION,
@@ -37,6 +38,7 @@ function defaults(overrides: Partial<PollerDefaults> = {}): PollerDefaults {
       SFN_REDIS_LEASE_TTL: "20s",
       SFN_REDIS_SENTINEL_MASTER: "main",
     },
+    proxyEnv: {},
     logLevel: "info",
     ...overrides,
   };
@@ -351,6 +353,48 @@ describe("poller Deployment", () => {
         expect(
           env.map((variable) => variable.name).filter((name) => name.startsWith("SFN_TARGET_HEADER")),
         ).to.deep.equal([]);
+      }
+    });
+  });
+
+  describe("proxy", () => {
+    const proxied = (): PollerDefaults =>
+      defaults({
+        proxyEnv: {
+          https_proxy: "http://proxy.corp:3128",
+          HTTP_PROXY: "http://proxy.corp:3128",
+          NO_PROXY: "10.0.0.0/8,.svc",
+        },
+      });
+
+    it("passes the operator's proxy variables on, in a fixed order", () => {
+      const env = envOf(desiredPollerDeployment(input({}, { defaults: proxied() })));
+      const names = env.map((variable) => variable.name);
+      const proxyNames = names.filter((name) => /_proxy$/i.test(name));
+      expect(proxyNames).to.deep.equal(["HTTP_PROXY", "https_proxy", "NO_PROXY"]);
+      expect(plainValue(env, "https_proxy")).to.equal("http://proxy.corp:3128");
+      expect(plainValue(env, "NO_PROXY")).to.equal("10.0.0.0/8,.svc");
+    });
+
+    it("adds nothing without a proxy: the pods of users without one do not roll", () => {
+      const env = envOf(desiredPollerDeployment(input()));
+      expect(env.filter((variable) => /_proxy$/i.test(variable.name))).to.deep.equal([]);
+    });
+
+    it("sends AWS calls through the proxy and target calls around it (proxy-from-env, as the poller reads it)", () => {
+      const deployment = desiredPollerDeployment(input({}, { defaults: proxied() }));
+      const env = envOf(deployment);
+      const target = plainValue(env, "SFN_TARGET_URL") as string;
+      expect(target).to.match(/^http:\/\/[^/]+\.svc:\d+$/);
+      const saved = { ...process.env };
+      try {
+        for (const key of Object.keys(process.env)) if (/_proxy$/i.test(key)) delete process.env[key];
+        for (const variable of env)
+          if (/_proxy$/i.test(variable.name)) process.env[variable.name] = variable.value;
+        expect(getProxyForUrl(`${target}/step/sum`)).to.equal("");
+        expect(getProxyForUrl("https://states.us-east-1.amazonaws.com/")).to.equal("http://proxy.corp:3128");
+      } finally {
+        process.env = saved;
       }
     });
   });

@@ -73,6 +73,7 @@ const SETTINGS: OperatorSettings = {
     region: REGION,
     redisUrl: REDIS_URL,
     redisEnv: {},
+    proxyEnv: {},
     logLevel: "info",
   },
   redisUrl: REDIS_URL,
