@@ -191,7 +191,7 @@ export function pollerEnvironment(input: PollerDeploymentInput): V1EnvVar[] {
     env.push({ name: "AWS_ENDPOINT_URL_SFN", value: defaults.awsEndpointUrl });
   }
   // The egress proxy the operator was given (SFN_POLLER_PROXY=inherit), for the pollers' AWS calls;
-  // NO_PROXY decides which hosts skip it (the target Services: see README, "Behind a proxy").
+  // NO_PROXY decides which hosts skip it (the target Services: see README, "Behind an egress proxy").
   for (const [name, value] of Object.entries(defaults.proxyEnv).sort(([a], [b]) => a.localeCompare(b))) {
     env.push({ name, value });
   }
