@@ -243,7 +243,7 @@ export function renderMemory(memory: MemoryReport, push: (...lines: string[]) =>
     push(
       "### Which flags the entry point can apply",
       "",
-      `The \`poller\` command's modules (dist/src/poller/run-poller.js) in a fresh probe as above, with a V8 flag given on the node command line or set with \`v8.setFlagsFromString\` before any import (as bin/sfn-operator.js can; \`PROBE_RUNTIME_FLAGS\` for the probe). A flag that takes effect changes the heap committed (the young generation) or the RSS; median of ${settings.importRepeats} process(es).`,
+      `The \`poller\` command's modules, bundled (dist/bundle/run-poller.js) in a fresh probe as above, with a V8 flag given on the node command line or set with \`v8.setFlagsFromString\` before any import (as bin/sfn-operator.js can; \`PROBE_RUNTIME_FLAGS\` for the probe). A flag that takes effect changes the heap committed (the young generation) or the RSS; median of ${settings.importRepeats} process(es).`,
       "",
       "| flags | RSS as loaded | anonymous | file | heap committed | heap used |",
       "|---|---|---|---|---|---|",

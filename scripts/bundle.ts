@@ -11,8 +11,9 @@
  *   and what main.ts imports lazily (axios on the first task) stays out of memory until then.
  * - ES-module builds of the libraries where they have them, and `node:http` through `require`: see
  *   mainFields and httpThroughRequire below (test/integration/bundle.test.ts keeps both).
- * - Whitespace and syntax minified, identifiers kept: stack traces and `error.name` keep their
- *   names (mangling them saved no measurable memory). Source maps are written beside the chunks;
+ * - Whitespace and syntax minified, identifiers not mangled (mangling saved no measurable memory), so
+ *   stack traces stay readable; where two modules' top-level names clash esbuild renames one
+ *   (commander's CommanderError can show as CommanderError2 in a stack trace or `error.name`). Source maps are written beside the chunks;
  *   `NODE_OPTIONS=--enable-source-maps` maps stack traces back to src/ and node_modules/.
  * - The bundled packages' licenses are collected into dist/bundle/THIRD-PARTY-NOTICES.md, which the
  *   image ships with the bundle (their licenses ask for their notices to travel with copies).
@@ -42,10 +43,11 @@ const ENTRY_POINTS = {
 // dist/bundle).
 const COMMONJS_SHIM = [
   'import { createRequire as __sfnCreateRequire } from "node:module";',
+  'import { dirname as __sfnDirname } from "node:path";',
   'import { fileURLToPath as __sfnFileURLToPath } from "node:url";',
   "const require = __sfnCreateRequire(import.meta.url);",
   "const __filename = __sfnFileURLToPath(import.meta.url);",
-  'const __dirname = __sfnFileURLToPath(new URL(".", import.meta.url));',
+  "const __dirname = __sfnDirname(__filename);",
 ].join(" ");
 
 /**
@@ -122,7 +124,9 @@ function bundledPackages(metafile: Metafile): BundledPackage[] {
       version: string;
       license?: string;
     };
-    const licenseFile = readdirSync(folder).find((file) => /^(licen[cs]e|copying)(\.|-|$)/i.test(file));
+    const licenseFile = readdirSync(folder).find((file) =>
+      /^(licen[cs]e|unlicense|copying)(\.|-|$)/i.test(file),
+    );
     return {
       name: manifest.name,
       version: manifest.version,

@@ -287,12 +287,17 @@ ServiceAccount in a cluster, else KUBECONFIG or ~/.kube/config.
         if (given !== "env" && given !== "cli") return `${setting.env} (${setting.flag})`;
         return optionLabel(command, optionKey(setting.flag), setting.flag, setting.env);
       };
-      const settings = await checked(() => {
-        const { settings, problems } = operatorSettingsFrom(values, process.env, labelOf);
+      const { settings, warnings } = await checked(() => {
+        const { settings, problems, warnings } = operatorSettingsFrom(values, process.env, labelOf);
         if (problems.length > 0 || settings === undefined) throw new ConfigError(problems);
-        return settings;
+        return { settings, warnings };
       });
-      return runOperatorCommand({ settings, metricsPort: Number(options.metricsPort), env: process.env });
+      return runOperatorCommand({
+        settings,
+        warnings,
+        metricsPort: Number(options.metricsPort),
+        env: process.env,
+      });
     }),
   );
 

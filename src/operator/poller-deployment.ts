@@ -192,7 +192,11 @@ export function pollerEnvironment(input: PollerDeploymentInput): V1EnvVar[] {
   }
   // The egress proxy the operator was given (SFN_POLLER_PROXY=inherit), for the pollers' AWS calls;
   // NO_PROXY decides which hosts skip it (the target Services: see README, "Behind an egress proxy").
-  for (const [name, value] of Object.entries(defaults.proxyEnv).sort(([a], [b]) => a.localeCompare(b))) {
+  // By code unit, not localeCompare: the order must not depend on the process's locale (it is part of
+  // the pod template, so a different order would roll the pods).
+  for (const [name, value] of Object.entries(defaults.proxyEnv).sort(([a], [b]) =>
+    a < b ? -1 : a > b ? 1 : 0,
+  )) {
     env.push({ name, value });
   }
   env.push(

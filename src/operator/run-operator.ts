@@ -20,6 +20,8 @@ import type { OperatorSettings } from "./settings.ts";
 
 export interface OperatorCommandOptions {
   settings: OperatorSettings;
+  /** Settings worked around rather than refused (operatorSettingsFrom): logged once at start-up. */
+  warnings?: readonly string[];
   metricsPort: number;
   env: NodeJS.ProcessEnv;
 }
@@ -46,6 +48,7 @@ export async function runOperatorCommand(options: OperatorCommandOptions): Promi
     watchNamespaces: settings.watchNamespaces.length > 0 ? settings.watchNamespaces : "all",
     leaderElection: settings.leaderElection.enabled,
   });
+  for (const warning of options.warnings ?? []) log.warn(warning);
 
   let stopping = false;
   let elector: LeaderElector | undefined;

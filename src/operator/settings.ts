@@ -179,7 +179,7 @@ export const OPERATOR_SETTINGS: readonly OperatorSettingDoc[] = [
     env: "SFN_POLLER_PROXY",
     flag: "--poller-proxy",
     description:
-      "`inherit`: the pollers get this process's HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY (either case), so they reach AWS through the same proxy; `none`: they get none. With inherit, a proxy URL with credentials is refused (the Deployments would hold it in plain text).",
+      "`inherit`: the pollers get this process's HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY (either case), so they reach AWS through the same proxy; `none`: they get none. With inherit, a proxy URL with credentials is not passed on (the Deployments would hold it in plain text); a warning at start-up says so.",
     default: "inherit",
   },
   {
@@ -271,8 +271,10 @@ export function operatorSettingsFrom(
   values: Readonly<Record<string, string | undefined>>,
   env: NodeJS.ProcessEnv,
   labelOf: (variable: string) => string = (variable) => variable,
-): { settings?: OperatorSettings; problems: string[] } {
+): { settings?: OperatorSettings; problems: string[]; warnings: string[] } {
   const problems: string[] = [];
+  /** What the operator logs at start-up and works around: not worth refusing to start for. */
+  const warnings: string[] = [];
   const problem = (variable: string, message: string): void => {
     problems.push(`${labelOf(variable)}: ${message}`);
   };
@@ -442,21 +444,28 @@ export function operatorSettingsFrom(
   if (proxyMode !== "inherit" && proxyMode !== "none") {
     problem("SFN_POLLER_PROXY", `must be inherit or none, got ${describeValue(proxyMode)}`);
   } else if (proxyMode === "inherit") {
-    for (const variable of [...PROXY_VARIABLES, ...NO_PROXY_VARIABLES]) {
+    for (const variable of PROXY_VARIABLES) {
       const value = env[variable]?.trim();
       if (!value) continue;
       if (PROXY_VARIABLES.includes(variable) && proxyHasCredentials(value)) {
         // The poller Deployments' environment is readable by whoever may read Deployments in a
-        // source's namespace: a proxy password must not go there.
-        problem(
-          "SFN_POLLER_PROXY",
-          `is inherit, and ${variable} holds credentials, which the poller Deployments would get in plain text: use a proxy that needs none for the pollers, or set ${labelOf("SFN_POLLER_PROXY")} to none`,
+        // source's namespace: a proxy password must not go there. Not a reason to stop the operator
+        // (it ran with this proxy before pollers inherited it): the pollers go without this one.
+        warnings.push(
+          `${variable} holds credentials, which the poller Deployments would get in plain text: it is not passed on to them (${labelOf("SFN_POLLER_PROXY")} is inherit). Give the pollers a proxy that needs no credentials, or set ${labelOf("SFN_POLLER_PROXY")} to none to silence this`,
         );
         continue;
       }
       proxyEnv[variable] = value;
     }
-    if (PROXY_VARIABLES.some((variable) => proxyEnv[variable] !== undefined)) exemptServices(proxyEnv);
+    // NO_PROXY matters to the pollers only with a proxy passed on.
+    if (Object.keys(proxyEnv).length > 0) {
+      for (const variable of NO_PROXY_VARIABLES) {
+        const value = env[variable]?.trim();
+        if (value) proxyEnv[variable] = value;
+      }
+      exemptServices(proxyEnv);
+    }
   }
 
   const leaseName = read("SFN_LEASE_NAME") ?? "sfn-operator";
@@ -510,7 +519,7 @@ export function operatorSettingsFrom(
     statusIntervalMs: duration("SFN_STATUS_INTERVAL"),
     apiTimeoutMs: duration("SFN_API_TIMEOUT"),
   };
-  return problems.length > 0 ? { problems } : { settings, problems };
+  return problems.length > 0 ? { problems, warnings } : { settings, problems, warnings };
 }
 
 function serviceAccountNamespace(): string | undefined {
@@ -555,15 +564,12 @@ export function resourcesFromJson(text: string): V1ResourceRequirements | string
   return result;
 }
 
-/** Whether a proxy variable's URL (a scheme is optional, as for curl) carries a user or password. */
+/**
+ * Whether a proxy variable may carry a user or password: any `@` (a proxy host never has one), so
+ * that no spelling a URL parser reads differently (quotes, `http:/`, backslashes) slips through.
+ */
 function proxyHasCredentials(value: string): boolean {
-  try {
-    const url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`);
-    return url.username !== "" || url.password !== "";
-  } catch {
-    // Not a URL: the pollers' own check names it; it cannot hold a password we could tell apart.
-    return value.includes("@");
-  }
+  return value.includes("@");
 }
 
 /**

@@ -46,6 +46,8 @@ const OPTIONAL_IMPORTS: Record<string, string> = {
     "the SDK's SigV4a signer (multi-region access points), not used by Step Functions",
   "@aws-sdk/signature-v4a": "the same, in JavaScript",
   kerberos: "undici's proxy Negotiate authentication (client-node's fetch), not configured",
+  bufferutil: "ws's optional native speed-up (client-node's watch and exec over WebSocket), loaded in a try",
+  "utf-8-validate": "the same, for UTF-8 checks",
 };
 
 /** The files `npm pack` would publish (from the built dist/), `/`-separated, sorted. */
@@ -208,14 +210,17 @@ describe("image: its stages carried out in a temporary folder", function () {
     const imported = new Map<string, string>();
     for (const chunk of chunks) {
       const text = await fs.readFile(path.join(bundleDir, chunk), "utf8");
-      // Static and dynamic imports and CommonJS requires with a literal specifier, as esbuild writes them.
+      // Static and dynamic imports and CommonJS requires with a literal specifier, as esbuild writes
+      // them (`__require("x")` for what it did not bundle).
       for (const m of text.matchAll(
-        /\brequire\(\s*"([@\w][\w.@/:-]*)"\s*\)|\bfrom\s*"([@.\w][\w.@/:-]*)"|\bimport\(\s*"([@.\w][\w.@/:-]*)"\s*\)|\bimport\s*"([@.\w][\w.@/:-]*)"/g,
+        /\b_*require\(\s*"([@\w][\w.@/:-]*)"\s*\)|\bfrom\s*"([@.\w][\w.@/:-]*)"|\bimport\(\s*"([@.\w][\w.@/:-]*)"\s*\)|\bimport\s*"([@.\w][\w.@/:-]*)"/g,
       )) {
         const specifier = (m[1] ?? m[2] ?? m[3] ?? m[4]) as string;
         const name = specifier.replace(/^node:/, "");
-        if (specifier.startsWith("./") || builtins.has(name) || builtins.has(name.split("/")[0] ?? ""))
-          continue;
+        // node:sqlite and the like exist only with their prefix.
+        const builtin =
+          builtins.has(specifier) || builtins.has(name) || builtins.has(name.split("/")[0] ?? "");
+        if (specifier.startsWith("./") || builtin) continue;
         imported.set(specifier, chunk);
       }
     }

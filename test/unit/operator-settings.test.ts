@@ -440,8 +440,8 @@ describe("operator settings", () => {
 
     it("passes nothing when the operator has no proxy", () => {
       expect(proxyOf({})).to.deep.equal({});
-      // NO_PROXY alone changes nothing for the pollers: no proxy, nothing to exempt.
-      expect(proxyOf({ NO_PROXY: "10.0.0.0/8" })).to.deep.equal({ NO_PROXY: "10.0.0.0/8" });
+      // NO_PROXY alone is not passed: without a proxy it means nothing to the pollers.
+      expect(proxyOf({ NO_PROXY: "10.0.0.0/8", no_proxy: ".corp" })).to.deep.equal({});
     });
 
     it("passes the operator's proxy variables in either case, and exempts the target Services", () => {
@@ -481,20 +481,38 @@ describe("operator settings", () => {
       );
     });
 
-    it("refuses a proxy with credentials rather than put them in the Deployments' plain text", () => {
+    it("does not pass a proxy with credentials into the Deployments' plain text, and says so", () => {
       for (const proxy of [
         "http://user:pa55@proxy.corp:3128",
         "user:pa55@proxy.corp:3128",
         "http://token@proxy.corp",
+        '"http://user:pa55@proxy.corp"',
+        "http:/user:pa55@proxy.corp",
       ]) {
-        const problems = problemsOf({ ...REQUIRED }, { ...ENV, HTTPS_PROXY: proxy });
-        expect(problems, proxy).to.have.length(1);
-        expect(problems[0]).to.match(/^SFN_POLLER_PROXY: is inherit, and HTTPS_PROXY holds credentials/);
-        expect(problems[0]).to.contain("none");
-        expect(problems[0], "the message never repeats the password").to.not.contain("pa55");
+        const result = operatorSettingsFrom(
+          { ...REQUIRED },
+          { ...ENV, HTTPS_PROXY: proxy, HTTP_PROXY: "http://plain.corp:3128" },
+        );
+        // The operator starts (it ran with this proxy before pollers inherited it) ...
+        expect(result.problems, proxy).to.deep.equal([]);
+        // ... the pollers get the other proxy only ...
+        expect(result.settings?.poller.proxyEnv, proxy).to.deep.equal({
+          HTTP_PROXY: "http://plain.corp:3128",
+          NO_PROXY: ".svc",
+        });
+        // ... and the start-up log says why, without the password.
+        expect(result.warnings, proxy).to.have.length(1);
+        expect(result.warnings[0]).to.match(/^HTTPS_PROXY holds credentials/);
+        expect(result.warnings[0]).to.contain("SFN_POLLER_PROXY");
+        expect(result.warnings[0], "the message never repeats the password").to.not.contain("pa55");
       }
-      // With none, the operator may use it for itself.
-      expect(proxyOf({ HTTPS_PROXY: "http://u:p@proxy:1" }, { SFN_POLLER_PROXY: "none" })).to.deep.equal({});
+      // With none, the operator uses it for itself and nothing is said.
+      const none = operatorSettingsFrom(
+        { ...REQUIRED, SFN_POLLER_PROXY: "none" },
+        { ...ENV, HTTPS_PROXY: "http://u:p@proxy:1" },
+      );
+      expect(none.settings?.poller.proxyEnv).to.deep.equal({});
+      expect(none.warnings).to.deep.equal([]);
     });
   });
 

@@ -371,7 +371,8 @@ describe("poller Deployment", () => {
       const env = envOf(desiredPollerDeployment(input({}, { defaults: proxied() })));
       const names = env.map((variable) => variable.name);
       const proxyNames = names.filter((name) => /_proxy$/i.test(name));
-      expect(proxyNames).to.deep.equal(["HTTP_PROXY", "https_proxy", "NO_PROXY"]);
+      // By code unit, whatever the locale: upper case first.
+      expect(proxyNames).to.deep.equal(["HTTP_PROXY", "NO_PROXY", "https_proxy"]);
       expect(plainValue(env, "https_proxy")).to.equal("http://proxy.corp:3128");
       expect(plainValue(env, "NO_PROXY")).to.equal("10.0.0.0/8,.svc");
     });
@@ -386,15 +387,17 @@ describe("poller Deployment", () => {
       const env = envOf(deployment);
       const target = plainValue(env, "SFN_TARGET_URL") as string;
       expect(target).to.match(/^http:\/\/[^/]+\.svc:\d+$/);
-      const saved = { ...process.env };
+      // proxy-from-env reads process.env: the proxy variables are swapped in, then put back one by one.
+      const saved = Object.fromEntries(Object.entries(process.env).filter(([key]) => /_proxy$/i.test(key)));
       try {
-        for (const key of Object.keys(process.env)) if (/_proxy$/i.test(key)) delete process.env[key];
+        for (const key of Object.keys(saved)) delete process.env[key];
         for (const variable of env)
           if (/_proxy$/i.test(variable.name)) process.env[variable.name] = variable.value;
         expect(getProxyForUrl(`${target}/step/sum`)).to.equal("");
         expect(getProxyForUrl("https://states.us-east-1.amazonaws.com/")).to.equal("http://proxy.corp:3128");
       } finally {
-        process.env = saved;
+        for (const key of Object.keys(process.env)) if (/_proxy$/i.test(key)) delete process.env[key];
+        Object.assign(process.env, saved);
       }
     });
   });
