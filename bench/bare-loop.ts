@@ -5,8 +5,9 @@
  * rules, no logging, one SDK client.
  *
  * `node dist/bench/bare-loop.js <activityName> <targetUrl> <loops> [axios]` with the AWS_* variables
- * pointing at the emulator (`axios`: the target through axios, as sfn-operator calls it); prints `ready <arn>` once the activity is resolved, and on SIGTERM finishes the
- * tasks it holds, prints `done {"tasks":n,"errors":n}` and exits.
+ * pointing at the emulator (`axios`: the target through axios, as sfn-operator calls it); prints
+ * `ready <arn>` once the activity is resolved, and on SIGTERM finishes the tasks it holds, prints
+ * `done {"tasks":n,"errors":n}` and exits.
  */
 import http from "node:http";
 import {

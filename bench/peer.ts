@@ -42,6 +42,11 @@ export const PEER_VARIANT_NAMES: Record<PeerVariant, string> = {
   "bare-axios": "bare v3 SDK loop, target through axios",
 };
 
+/** The variants that run one of the benchmark's own worker scripts (which print `ready` and `done`). */
+function runsWorkerScript(variant: PeerVariant): boolean {
+  return variant === "peer" || variant === "bare" || variant === "bare-axios";
+}
+
 export interface PeerPlan {
   concurrency: number;
   variants: PeerVariant[];
@@ -242,8 +247,7 @@ export async function runPeerBench(
       if (exits[i]?.code !== 0)
         problems.push(`${c.child.name} exited with ${exits[i]?.code ?? exits[i]?.signal}`);
       const done = /^done (\{.*\})$/m.exec(c.child.stdout);
-      if ((c.variant === "peer" || c.variant === "bare" || c.variant === "bare-axios") && !done)
-        problems.push(`${c.child.name} printed no summary`);
+      if (runsWorkerScript(c.variant) && !done) problems.push(`${c.child.name} printed no summary`);
       if (done && (JSON.parse(done[1] as string) as { errors: number }).errors > 0)
         problems.push(`${c.child.name}: ${done[1]}`);
     });
@@ -412,7 +416,7 @@ async function startContestant(
   let activityArn: string;
   let sourcesFile: string | undefined;
   let metricsUrl: string | undefined;
-  if (variant === "peer" || variant === "bare" || variant === "bare-axios") {
+  if (runsWorkerScript(variant)) {
     const script = variant === "peer" ? "peer-worker.js" : "bare-loop.js";
     child = new Child(
       `${variant} (${phase})`,

@@ -136,18 +136,19 @@ const PEER: PeerPlan = {
     shutdownVariants: quick ? ["sfn-operator"] : ["sfn-operator", "peer"],
   },
 };
-const operatorSources =
-  values["operator-sources"] === undefined ? undefined : Number(values["operator-sources"]);
-if (operatorSources !== undefined && !(Number.isInteger(operatorSources) && operatorSources > 0)) {
-  process.stderr.write("--operator-sources takes a positive integer\n");
-  process.exit(2);
+/** A `--<name> <n>` option that must be a positive integer when given; exits 2 otherwise. */
+function positiveIntegerOption(name: "operator-sources" | "operator-workers"): number | undefined {
+  const text = values[name];
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!(Number.isInteger(value) && value > 0)) {
+    process.stderr.write(`--${name} takes a positive integer\n`);
+    process.exit(2);
+  }
+  return value;
 }
-const operatorWorkers =
-  values["operator-workers"] === undefined ? undefined : Number(values["operator-workers"]);
-if (operatorWorkers !== undefined && !(Number.isInteger(operatorWorkers) && operatorWorkers > 0)) {
-  process.stderr.write("--operator-workers takes a positive integer\n");
-  process.exit(2);
-}
+const operatorSources = positiveIntegerOption("operator-sources");
+const operatorWorkers = positiveIntegerOption("operator-workers");
 const OPERATOR: OperatorPlan = {
   // The quick run (CI) checks the machinery in well under a minute, control plane start included.
   sources: operatorSources ?? (quick ? 20 : 500),

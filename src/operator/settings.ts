@@ -447,7 +447,7 @@ export function operatorSettingsFrom(
     for (const variable of PROXY_VARIABLES) {
       const value = env[variable]?.trim();
       if (!value) continue;
-      if (PROXY_VARIABLES.includes(variable) && proxyHasCredentials(value)) {
+      if (proxyHasCredentials(value)) {
         // The poller Deployments' environment is readable by whoever may read Deployments in a
         // source's namespace: a proxy password must not go there. Not a reason to stop the operator
         // (it ran with this proxy before pollers inherited it): the pollers go without this one.

@@ -11,7 +11,7 @@
  */
 import { createHash } from "node:crypto";
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis";
-import { ConfigError, isRedisClusterUrl, redisUrlHasPassword } from "../../api/fields.ts";
+import { ConfigError, isRedisClusterUrl } from "../../api/fields.ts";
 import { describeError, getLogger } from "../../observability/logger.ts";
 import { COMMAND_TIMEOUT_MS } from "./limits.ts";
 import { formatRedisProblem, redisSettingsFromEnv } from "./settings.ts";
@@ -60,7 +60,6 @@ export function redisOptionsFromEnv(url: string, env: NodeJS.ProcessEnv): RedisC
 export function redactRedisUrl(url: string): string {
   try {
     const parsed = new URL(url);
-    if (!redisUrlHasPassword(parsed)) return parsed.toString();
     if (parsed.password) parsed.password = "***";
     if (parsed.searchParams.has("password")) parsed.searchParams.set("password", "***");
     return parsed.toString();
