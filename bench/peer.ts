@@ -24,7 +24,7 @@ export type PeerVariant =
   | "sfn-operator-v8-defaults"
   | "sfn-operator-semi2"
   | "sfn-operator-lite-mode"
-  | "sfn-operator-jitless"
+  | "sfn-operator-growth100"
   | "peer"
   | "bare"
   | "bare-axios";
@@ -34,7 +34,8 @@ export const PEER_VARIANT_NAMES: Record<PeerVariant, string> = {
   "sfn-operator-v8-defaults": "`sfn-operator local`, V8 defaults (`SFN_OPTIMIZE_FOR_SIZE=false`)",
   "sfn-operator-lite-mode":
     "`node --lite-mode bin/sfn-operator.js local` (as shipped, no optimizing compiler)",
-  "sfn-operator-jitless": "`node --jitless bin/sfn-operator.js local` (as shipped, interpreter only)",
+  "sfn-operator-growth100":
+    "`node --heap-growing-percent=100 bin/sfn-operator.js local` (as shipped, the old generation may double between full GCs)",
   "sfn-operator-semi2":
     "`sfn-operator local`, V8 defaults + `NODE_OPTIONS=--max-semi-space-size=2` (`SFN_OPTIMIZE_FOR_SIZE=false`)",
   peer: "step-function-worker 2.1.0",
@@ -166,7 +167,7 @@ export async function runPeerBench(
     }
 
     const turn = async (c: Contestant, delayMs: number, cycle: number, settleMs: number, sliceMs: number) => {
-      // After a warm-up, its best rate sizes the batch (a slow variant, --jitless, must not get a
+      // After a warm-up, its best rate sizes the batch (a slow variant, --lite-mode, must not get a
       // batch that takes a minute to drain); without one, the floor.
       const rate = c.bestRate.get(delayMs) ?? MIN_RATE(delayMs);
       const batch = Math.ceil((rate * HEADROOM * (settleMs + sliceMs)) / 1000);
@@ -434,12 +435,12 @@ async function startContestant(
     sourcesFile = sourcesYaml(activityName, setup.targetUrl, concurrency, undefined);
     const file = path.join(setup.workDir, `${activityName}.yaml`);
     fs.writeFileSync(file, sourcesFile);
-    // --lite-mode and --jitless are not allowed in NODE_OPTIONS: they go on the node command line.
+    // Neither V8 flag is allowed in NODE_OPTIONS: they go on the node command line.
     const nodeArgs =
       variant === "sfn-operator-lite-mode"
         ? ["--lite-mode"]
-        : variant === "sfn-operator-jitless"
-          ? ["--jitless"]
+        : variant === "sfn-operator-growth100"
+          ? ["--heap-growing-percent=100"]
           : [];
     child = new Child(
       `${variant} (${phase})`,

@@ -108,7 +108,7 @@ const PEER: PeerPlan = {
         "sfn-operator-v8-defaults",
         "sfn-operator-semi2",
         "sfn-operator-lite-mode",
-        "sfn-operator-jitless",
+        "sfn-operator-growth100",
         "peer",
         "bare",
         "bare-axios",
