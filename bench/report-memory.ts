@@ -407,7 +407,9 @@ export function renderFindings(
           (delayMs) =>
             `${ratio(fig("sfn-operator-growth100", delayMs)?.cpuMsPerTask, fig("sfn-operator", delayMs)?.cpuMsPerTask)} at ${delayMs} ms`,
         )
-        .join(", ")} of as shipped, for a busy peak RSS of ${mib(fig("sfn-operator-growth100", fast)?.peakRss)} against ${mib(fig("sfn-operator", fast)?.peakRss)} (step-function-worker ${mib(fig("peer", fast)?.peakRss)}): the heap settings measured here trade CPU for memory along one curve, and none reaches both the CPU aim and the busy RSS aim.`
+        .join(
+          ", ",
+        )} of as shipped, for a busy peak RSS of ${mib(fig("sfn-operator-growth100", fast)?.peakRss)} against ${mib(fig("sfn-operator", fast)?.peakRss)} (step-function-worker ${mib(fig("peer", fast)?.peakRss)}): the heap settings measured here trade CPU for memory along one curve, and none reaches both the CPU aim and the busy RSS aim.`
     : "";
   push(
     "## Memory and speed: what each part costs, and what was decided",
