@@ -401,6 +401,16 @@ export function renderFindings(
   const fast = Math.min(...peer.settings.delaysMs);
   // The one knob found that trades along the curve rather than off it: the old generation's growth
   // between full GCs (--optimize-for-size keeps it minimal, hence its full GC every few hundred ms).
+  // Whether any heap setting of ours meets both aims is read from this run, not assumed.
+  const cpuBase: PeerVariant = peer.settings.variants.includes("bare-axios") ? "bare-axios" : "bare";
+  const peerPeak = fig("peer", fast)?.peakRss;
+  const both = peer.settings.variants.filter(
+    (variant) =>
+      variant.startsWith("sfn-operator") &&
+      cycleRatio(peer.run.slices, variant, cpuBase, fast, "cpuMsPerTask") <= MEMORY_TARGETS.cpuOfBare &&
+      peerPeak !== undefined &&
+      (fig(variant, fast)?.peakRss ?? Number.POSITIVE_INFINITY) <= peerPeak,
+  );
   const growthTrade = fig("sfn-operator-growth100", fast)
     ? `Letting the old generation double between full GCs (\`node --heap-growing-percent=100\`, with --optimize-for-size kept): CPU per task ${peer.settings.delaysMs
         .map(
@@ -409,7 +419,11 @@ export function renderFindings(
         )
         .join(
           ", ",
-        )} of as shipped, for a busy peak RSS of ${mib(fig("sfn-operator-growth100", fast)?.peakRss)} against ${mib(fig("sfn-operator", fast)?.peakRss)} (step-function-worker ${mib(fig("peer", fast)?.peakRss)}): the heap settings measured here trade CPU for memory along one curve, and none reaches both the CPU aim and the busy RSS aim.`
+        )} of as shipped, for a busy peak RSS of ${mib(fig("sfn-operator-growth100", fast)?.peakRss)} against ${mib(fig("sfn-operator", fast)?.peakRss)} (step-function-worker ${mib(peerPeak)}). ${
+        both.length === 0
+          ? `The heap settings measured here trade CPU for busy memory along one curve: none of them has both a CPU per task within ${MEMORY_TARGETS.cpuOfBare}x of the ${PEER_VARIANT_NAMES[cpuBase]} (median of the cycles' ratios) and a busy peak RSS at most the peer's.`
+          : `Both a CPU per task within ${MEMORY_TARGETS.cpuOfBare}x of the ${PEER_VARIANT_NAMES[cpuBase]} (median of the cycles' ratios) and a busy peak RSS at most the peer's: ${both.map((variant) => PEER_VARIANT_NAMES[variant]).join("; ")}.`
+      }`
     : "";
   push(
     "## Memory and speed: what each part costs, and what was decided",
