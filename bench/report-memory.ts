@@ -400,7 +400,7 @@ export function renderFindings(
     .join(", ");
   const fast = Math.min(...peer.settings.delaysMs);
   // The one knob found that trades along the curve rather than off it: the old generation's growth
-  // between full GCs (--optimize-for-size keeps it minimal, hence its full GC every few hundred ms).
+  // between full GCs (--optimize-for-size keeps it minimal, hence frequent full GCs under load).
   // Whether any heap setting of ours meets both aims is read from this run, not assumed.
   const cpuBase: PeerVariant = peer.settings.variants.includes("bare-axios") ? "bare-axios" : "bare";
   const peerPeak = fig("peer", fast)?.peakRss;
