@@ -18,6 +18,7 @@
  */
 import { stringify } from "yaml";
 import { z } from "zod";
+import { byCodeUnit } from "../util/order.ts";
 import {
   SFS_CRD_NAME,
   SFS_GROUP,
@@ -175,7 +176,7 @@ function intOrString(union: unknown, path: string, context: ConvertContext): Jso
 
 /** Keywords in alphabetical order (as controller-gen writes them), properties in the schema's order. */
 function sortKeywords(node: JsonSchema): JsonSchema {
-  return Object.fromEntries(Object.entries(node).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return Object.fromEntries(Object.entries(node).sort(([a], [b]) => byCodeUnit(a, b)));
 }
 
 /** Keywords a structural schema's node may carry (apiextensions.k8s.io/v1 JSONSchemaProps). */

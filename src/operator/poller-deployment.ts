@@ -20,6 +20,7 @@ import { createHash } from "node:crypto";
 import path from "node:path";
 import type { V1Deployment, V1EnvVar, V1ResourceRequirements } from "@kubernetes/client-node";
 import { parseDuration } from "../api/duration.ts";
+import { byCodeUnit } from "../util/order.ts";
 import type { PollerDefaults, SecretKeyReference } from "./settings.ts";
 
 /** What the Deployment needs of a source's spec (the parsed StepFunctionSourceSpec fits it). */
@@ -192,11 +193,9 @@ export function pollerEnvironment(input: PollerDeploymentInput): V1EnvVar[] {
   }
   // The egress proxy the operator was given (SFN_POLLER_PROXY=inherit), for the pollers' AWS calls;
   // NO_PROXY decides which hosts skip it (the target Services: see README, "Behind an egress proxy").
-  // By code unit, not localeCompare: the order must not depend on the process's locale (it is part of
-  // the pod template, so a different order would roll the pods).
-  for (const [name, value] of Object.entries(defaults.proxyEnv).sort(([a], [b]) =>
-    a < b ? -1 : a > b ? 1 : 0,
-  )) {
+  // By code unit, not localeCompare: the order is part of the pod template, so one that changed with
+  // the process's locale would roll the pods.
+  for (const [name, value] of Object.entries(defaults.proxyEnv).sort(([a], [b]) => byCodeUnit(a, b))) {
     env.push({ name, value });
   }
   env.push(
